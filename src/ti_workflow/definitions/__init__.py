@@ -1,0 +1,1 @@
+"""Loading and checking the declarative files: workflows and campaigns."""

@@ -1,0 +1,1 @@
+"""The pure core: workflow definitions, business rules, events. No I/O here."""

@@ -1,0 +1,115 @@
+"""Database set-up: engines for SQLite (WAL, BEGIN IMMEDIATE) and PostgreSQL, and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ti_workflow.errors import InvalidData, FieldError, TiWorkflowError
+
+
+class DatabaseUnavailable(TiWorkflowError):
+    kind = "database_unavailable"
+
+
+class SchemaOutdated(TiWorkflowError):
+    kind = "schema_outdated"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` as PostgreSQL through psycopg 3, the driver we ship."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidData(
+            "database URL",
+            [FieldError("--db", f"{url!r} is not a database URL; e.g. sqlite:///ti_workflow.db "
+                        "or postgresql+psycopg://user@host/dbname")],
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise InvalidData(
+        "database URL", [FieldError("--db", f"unsupported database {parsed.get_backend_name()!r}; "
+                                    "use sqlite:/// or postgresql+psycopg://")]
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions, so BEGIN IMMEDIATE is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the lock up front (waiting up to the timeout),
+        # so a read-modify-write never fails half-way on a lock upgrade.
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    with engine.connect().execution_options(readonly=True) as conn, conn.begin():
+        yield conn
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    location = resources.files("ti_workflow.storage") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Create the schema or bring it to the latest migration; data is kept."""
+    config = alembic_config(engine)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database {engine.url!r}: {exc.orig}") from None
+
+
+def check_schema(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            present = inspect(conn).has_table("cases")
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database {engine.url!r}: {exc.orig}") from None
+    if not present:
+        raise SchemaOutdated(
+            f"the database {engine.url!r} has no ti-workflow schema: run `ti-workflow init` first"
+        )

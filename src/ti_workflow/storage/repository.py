@@ -1,0 +1,275 @@
+"""Reads and writes of cases and events, with optimistic concurrency.
+
+Writes are prepared SQLAlchemy Core statements (built once, at import) on the
+SQLModel tables: the fire path stays close to the database's own speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+
+from ti_workflow.domain.events import Event
+from ti_workflow.errors import Conflict, NotFound
+from ti_workflow.storage.tables import CaseRegionRow, CaseRow, EventRow
+
+cases = CaseRow.__table__  # type: ignore[attr-defined]
+events = EventRow.__table__  # type: ignore[attr-defined]
+case_regions = CaseRegionRow.__table__  # type: ignore[attr-defined]
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive: they were written as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    id: int
+    workflow: str
+    definition_version: str
+    campaign_id: str
+    state: str
+    title: str
+    owner_email: str | None
+    data: dict[str, Any]
+    facts: dict[str, Any]
+    regions: tuple[str, ...]
+    version: int
+    last_seq: int
+    head_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> StoredCase:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            workflow=m["workflow"],
+            definition_version=m["definition_version"],
+            campaign_id=m["campaign_id"],
+            state=m["state"],
+            title=m["title"],
+            owner_email=m["owner_email"],
+            data=m["data"] or {},
+            facts=m["facts"] or {},
+            regions=tuple(m["regions"] or ()),
+            version=m["version"],
+            last_seq=m["last_seq"],
+            head_hash=m["head_hash"],
+            created_at=utc(m["created_at"]),
+            updated_at=utc(m["updated_at"]),
+        )
+
+
+_SELECT_CASE = select(cases).where(cases.c.id == bindparam("case_id"))
+_ADVANCE_CASE = (
+    update(cases)
+    .where(cases.c.id == bindparam("case_id"), cases.c.version == bindparam("expected"))
+    .values(
+        state=bindparam("state"),
+        facts=bindparam("facts"),
+        version=bindparam("new_version"),
+        last_seq=bindparam("last_seq"),
+        head_hash=bindparam("head_hash"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_UPDATE_DATA = (
+    update(cases)
+    .where(cases.c.id == bindparam("case_id"), cases.c.version == bindparam("expected"))
+    .values(
+        data=bindparam("data"),
+        regions=bindparam("regions"),
+        title=bindparam("title"),
+        version=bindparam("new_version"),
+        last_seq=bindparam("last_seq"),
+        head_hash=bindparam("head_hash"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_INSERT_EVENT = insert(events)
+
+
+def load_case(conn: Connection, case_id: int) -> StoredCase:
+    row = conn.execute(_SELECT_CASE, {"case_id": case_id}).first()
+    if row is None:
+        raise NotFound("case", case_id)
+    return StoredCase.from_row(row)
+
+
+def _event_params(e: Event) -> dict[str, Any]:
+    return {
+        "case_id": e.case_id,
+        "seq": e.seq,
+        "trigger": e.trigger,
+        "source": e.source,
+        "dest": e.dest,
+        "actor": e.actor,
+        "role": e.role,
+        "at": e.at,
+        "payload": e.payload,
+        "annotations": e.annotations,
+        "definition_version": e.definition_version,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+def insert_case(
+    conn: Connection,
+    *,
+    workflow: str,
+    definition_version: str,
+    campaign_id: str,
+    state: str,
+    title: str,
+    owner_email: str | None,
+    data: dict[str, Any],
+    regions: Sequence[str],
+    at: datetime,
+) -> int:
+    result = conn.execute(
+        insert(cases).returning(cases.c.id),
+        {
+            "workflow": workflow,
+            "definition_version": definition_version,
+            "campaign_id": campaign_id,
+            "state": state,
+            "title": title,
+            "owner_email": owner_email,
+            "data": data,
+            "facts": {},
+            "regions": list(regions),
+            "version": 0,
+            "last_seq": 0,
+            "head_hash": "",
+            "created_at": at,
+            "updated_at": at,
+        },
+    )
+    return int(result.scalar_one())
+
+
+def append(
+    conn: Connection,
+    case: StoredCase,
+    new_events: Sequence[Event],
+    *,
+    state: str,
+    facts: dict[str, Any],
+    data: dict[str, Any] | None = None,
+    regions: Sequence[str] | None = None,
+    title: str | None = None,
+) -> int:
+    """Advance the case by its new events, only if nobody else did in between.
+
+    Returns the case's new version. Raises :class:`Conflict` (and the caller's
+    transaction rolls back) if the stored version is no longer ``case.version``.
+    """
+    last = new_events[-1]
+    new_version = case.version + 1
+    common = {
+        "case_id": case.id,
+        "expected": case.version,
+        "new_version": new_version,
+        "last_seq": last.seq,
+        "head_hash": last.hash,
+        "updated_at": last.at,
+    }
+    if data is not None:
+        result = conn.execute(
+            _UPDATE_DATA,
+            {**common, "data": data, "regions": list(regions or ()), "title": title or ""},
+        )
+    else:
+        result = conn.execute(_ADVANCE_CASE, {**common, "state": state, "facts": facts})
+    if result.rowcount != 1:
+        actual = conn.execute(select(cases.c.version).where(cases.c.id == case.id)).scalar()
+        raise Conflict(case.id, case.version, actual)
+    conn.execute(_INSERT_EVENT, [_event_params(e) for e in new_events])
+    if regions is not None:
+        replace_regions(conn, case.id, regions)
+    return new_version
+
+
+def replace_regions(conn: Connection, case_id: int, regions: Iterable[str]) -> None:
+    conn.execute(delete(case_regions).where(case_regions.c.case_id == case_id))
+    rows = [{"case_id": case_id, "region": r} for r in regions]
+    if rows:
+        conn.execute(insert(case_regions), rows)
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    workflow: str | None = None
+    state: str | None = None
+    campaign: str | None = None
+    region: str | None = None
+    text: str | None = None
+    owner_email: str | None = None
+    scope_region: str | None = None
+
+
+def list_cases(
+    conn: Connection, f: CaseFilter, *, limit: int = 100, offset: int = 0
+) -> tuple[list[StoredCase], int]:
+    query = select(cases)
+    if f.workflow:
+        query = query.where(cases.c.workflow == f.workflow)
+    if f.state:
+        query = query.where(cases.c.state == f.state)
+    if f.campaign:
+        query = query.where(cases.c.campaign_id == f.campaign)
+    if f.owner_email:
+        query = query.where(cases.c.owner_email == f.owner_email)
+    for region in (f.region, f.scope_region):
+        if region:
+            query = query.where(
+                cases.c.id.in_(select(case_regions.c.case_id).where(case_regions.c.region == region))
+            )
+    if f.text:
+        pattern = f"%{f.text.lower()}%"
+        query = query.where(or_(func.lower(cases.c.title).like(pattern)))
+    total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+    rows = conn.execute(query.order_by(cases.c.id).limit(limit).offset(offset)).all()
+    return [StoredCase.from_row(r) for r in rows], total
+
+
+def load_events(conn: Connection, case_id: int) -> list[Event]:
+    rows = conn.execute(
+        select(events).where(events.c.case_id == case_id).order_by(events.c.seq)
+    ).all()
+    return [event_from_row(r) for r in rows]
+
+
+def iter_events(conn: Connection) -> Iterator[Event]:
+    result = conn.execution_options(yield_per=5_000).execute(
+        select(events).order_by(events.c.case_id, events.c.seq)
+    )
+    for row in result:
+        yield event_from_row(row)
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    m = row._mapping
+    return Event(
+        case_id=m["case_id"],
+        seq=m["seq"],
+        trigger=m["trigger"],
+        source=m["source"],
+        dest=m["dest"],
+        actor=m["actor"],
+        role=m["role"],
+        at=utc(m["at"]),
+        payload=m["payload"] or {},
+        annotations=m["annotations"] or {},
+        definition_version=m["definition_version"],
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
