@@ -1,0 +1,1 @@
+"""The ``ti-workflow`` command line: one module per command group."""

@@ -1,0 +1,143 @@
+"""``ti-workflow``: the root command and the small commands (init, validate, workflows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ti_workflow.bootstrap import initialise
+from ti_workflow.cli import case as case_cli
+from ti_workflow.cli.common import ROOT, DbOpt, JsonOpt, command, console, emit, settings
+from ti_workflow.definitions.campaigns import load_campaign
+from ti_workflow.definitions.loader import load_definition, load_definitions
+from ti_workflow.domain.machine import CompiledMachine
+from ti_workflow.errors import InvalidDefinition, NotFound
+
+app = typer.Typer(
+    name="ti-workflow",
+    help="Workflow engine for the Territoires d'industrie labelling programme.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+workflows_app = typer.Typer(help="Workflow definitions.", no_args_is_help=True)
+app.add_typer(case_cli.app, name="case")
+app.add_typer(workflows_app, name="workflows")
+
+
+@app.callback()
+def root(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    ROOT.db = db
+    ROOT.json = as_json
+
+
+@app.command()
+@command
+def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database schema, load reference data, store definitions."""
+    s = settings(db)
+    report = initialise(s)
+    emit(
+        {
+            "database": s.db_url,
+            "reference_rows": report.reference_rows,
+            "definitions": report.definitions,
+            "new_definitions": list(report.new_definitions),
+            "campaigns": list(report.campaigns),
+        },
+        as_json,
+        lambda: console.print(
+            f"Database ready: {s.db_url}\n"
+            f"Reference data: {', '.join(f'{v} {k}' for k, v in report.reference_rows.items())}\n"
+            f"Workflows: {', '.join(f'{k}@{v[:12]}' for k, v in report.definitions.items())}"
+            f"{' (new: ' + ', '.join(report.new_definitions) + ')' if report.new_definitions else ''}\n"
+            f"Campaigns: {', '.join(report.campaigns)}",
+            highlight=False,
+        ),
+    )
+
+
+@app.command()
+@command
+def validate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Files to check (default: every workflow and campaign).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check workflow (and campaign) files; exit 1 listing every error."""
+    s = settings(None)
+    paths = files or [*s.workflow_files(), *s.campaign_files()]
+    errors: list[str] = []
+    checked = []
+    workflow_paths = [p for p in paths if p.parent.name != "campaigns"]
+    try:
+        for d in load_definitions(workflow_paths):
+            checked.append({"file": d.source, "workflow": d.name, "version": d.version})
+    except InvalidDefinition as exc:
+        errors.extend(exc.errors)
+    for path in (p for p in paths if p.parent.name == "campaigns"):
+        try:
+            c = load_campaign(path)
+            checked.append({"file": str(path), "campaign": c.id})
+        except InvalidDefinition as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InvalidDefinition(errors)
+
+    def human() -> None:
+        for c in checked:
+            console.print(f"ok  {c['file']}", highlight=False)
+
+    emit({"valid": True, "files": checked}, as_json, human)
+
+
+@workflows_app.command("list")
+@command
+def workflows_list(as_json: JsonOpt = False) -> None:
+    """The workflow files and their current versions."""
+    s = settings(None)
+    defs = load_definitions(s.workflow_files())
+    rows = [{"workflow": d.name, "version": d.version, "file": d.source,
+             "states": list(d.state_names), "triggers": list(d.triggers)} for d in defs]
+
+    def human() -> None:
+        table = Table("workflow", "version", "states", "triggers")
+        for r in rows:
+            table.add_row(r["workflow"], r["version"][:12], str(len(r["states"])), ", ".join(r["triggers"]))
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+@workflows_app.command("diagram")
+@command
+def workflows_diagram(
+    name: Annotated[str, typer.Argument(help="Workflow name, e.g. candidacy, or a YAML file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a Mermaid state diagram generated from the workflow's YAML."""
+    s = settings(None)
+    path = Path(name) if name.endswith((".yaml", ".yml")) else s.workflows_dir / f"{name}.yaml"
+    if not path.exists():
+        raise NotFound("workflow", name)
+    definition = load_definition(path)
+    text = CompiledMachine(definition).mermaid()
+    emit({"workflow": definition.name, "version": definition.version, "mermaid": text},
+         as_json, lambda: print(text, end=""))
+
+
+@app.command()
+@command
+def demo(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the 2023 campaign on real territories with a simulated clock, and summarise it."""
+    from ti_workflow.demo import run_demo
+
+    run_demo(settings(db), as_json=as_json or ROOT.json)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,261 @@
+"""``make demo``: the 2023 campaign on real territories, in simulated time.
+
+Territories come from the shipped list of November 2023 (their real member
+groupements); the governance, letters and action plans are illustrative.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ti_workflow.bootstrap import initialise, open_engine
+from ti_workflow.clock import PARIS, SimulatedClock, paris
+from ti_workflow.domain.actors import Actor, parse_actor
+from ti_workflow.domain.reference import Referential
+from ti_workflow.engine import Engine
+from ti_workflow.errors import GuardRefused
+from ti_workflow.settings import Settings
+from ti_workflow.storage.reference_data import read_csv
+
+SYSTEM = Actor("system")
+COMMITTEE = Actor("national_committee")
+AUDITOR = Actor("auditor")
+
+
+@dataclass
+class Territory:
+    id_ti: str
+    name: str
+    members: list[str]
+    interregional: bool
+    natures: str
+
+
+@dataclass
+class Story:
+    """What happens to one demo candidacy."""
+
+    territory: Territory
+    role: str
+    case_id: int = 0
+    email: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=PARIS)
+
+
+def territories() -> Iterator[Territory]:
+    for row in read_csv("ti_2023_2027_liste20231114_territoires.csv"):
+        yield Territory(
+            id_ti=row["id_ti"],
+            name=row["lib_ti"],
+            members=row["sirens_groupements"].split(";"),
+            interregional=row["interregional"] == "1",
+            natures=row["natures"],
+        )
+
+
+def pick_stories() -> list[Story]:
+    pool = list(territories())
+    chosen: list[Story] = []
+
+    def take(role: str, match: Any) -> None:
+        used = {s.territory.id_ti for s in chosen}
+        t = next(t for t in pool if t.id_ti not in used and match(t))
+        chosen.append(Story(t, role))
+
+    take("interregional", lambda t: t.interregional and len(t.members) >= 2)
+    take("single_epci", lambda t: len(t.members) == 1 and "METRO" not in t.natures)
+    take("metropole", lambda t: "METRO" in t.natures or "MET69" in t.natures)
+    take("returned_then_labelled", lambda t: len(t.members) >= 3)
+    take("not_selected", lambda t: len(t.members) == 2)
+    take("withdrawn", lambda t: len(t.members) == 2)
+    take("late", lambda t: len(t.members) == 2)
+    take("opinion_missing", lambda t: len(t.members) >= 2)
+    return chosen
+
+
+def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
+    t = story.territory
+    names = [g.name for s in t.members if (g := reference.groupement(s))]
+    metropole = any(g.is_metropole for s in t.members if (g := reference.groupement(s)))
+    governance = [
+        {"name": "Présidence de l'intercommunalité", "role": "elected", "organisation": names[0]},
+        {"name": "Direction d'un site industriel", "role": "industrial", "organisation": "Industriel local"},
+    ]
+    return {
+        "territory_name": t.name,
+        "contact_email": story.email,
+        "perimeter": {
+            "members": t.members,
+            "single_member_justification": (
+                "Bassin d'emploi industriel de taille critique à lui seul (FAQ 2.2)."
+                if len(t.members) == 1 else None
+            ),
+            "metropole_justification": (
+                "Enjeux de transition industrielle et coopération avec les territoires voisins "
+                "(FAQ 2.4)." if metropole else None
+            ),
+        },
+        "governance": {"members": governance, "extended_governance_justification": None},
+        "letters_of_intent": [
+            {"signatory": "Président(e)", "organisation": names[0], "date": "2023-07-10"}
+        ],
+        "action_plan": [
+            {"title": "Campus des compétences industrielles", "priority": "skills",
+             "summary": "Former et recruter sur les métiers en tension.", "already_started": True},
+            {"title": "Requalification de friches industrielles", "priority": "land",
+             "summary": "Remobiliser le foncier pour les implantations.", "already_started": False},
+        ],
+    }
+
+
+def _opinions(engine: Engine, story: Story, skip_state_services: bool = False) -> None:
+    case = engine.get(story.case_id, AUDITOR)
+    for region in case.regions:
+        engine.fire(story.case_id, "give_opinion", Actor("regional_council", region=region),
+                    {"opinion": "favourable", "reasons": "Cohérent avec le SRDEII."})
+        if skip_state_services:
+            continue
+        engine.fire(story.case_id, "give_opinion", Actor("state_services", region=region),
+                    {"opinion": "favourable", "reasons": "Avis favorable du SGAR et de la DREETS."})
+
+
+def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
+    stories = pick_stories()
+    by_role = {s.role: s for s in stories}
+    reference = engine.catalog.reference
+
+    clock.set(at("2023-06-23T09:00:00"))  # the window opens (FAQ 1.2)
+    for i, s in enumerate(stories):
+        s.email = f"candidature-{s.territory.id_ti}@territoires.example.org"
+        clock.set(at("2023-06-26T10:00:00").replace(day=26 + i % 4))
+        s.case_id = engine.create_case(
+            "candidacy", "ti-2023-2027", candidacy_file(s, reference), parse_actor(f"candidate:{s.email}")
+        ).id
+
+    clock.set(at("2023-07-20T15:00:00"))
+    w = by_role["withdrawn"]
+    engine.fire(w.case_id, "withdraw", parse_actor(f"candidate:{w.email}"))
+
+    for i, s in enumerate(x for x in stories if x.role not in ("withdrawn", "late")):
+        clock.set(at("2023-09-04T11:00:00").replace(day=4 + i))
+        engine.fire(s.case_id, "submit", parse_actor(f"candidate:{s.email}"))
+
+    r = by_role["returned_then_labelled"]
+    clock.set(at("2023-09-15T10:00:00"))
+    engine.fire(r.case_id, "return_for_completion", COMMITTEE,
+                {"reason": "Merci de joindre la lettre d'intention de l'industriel du binôme."})
+    clock.set(at("2023-09-20T16:30:00"))
+    case = engine.get(r.case_id, AUDITOR)
+    data = dict(case.data)
+    data["letters_of_intent"] = [*data["letters_of_intent"],
+                                 {"signatory": "Directeur de site", "organisation": "Industriel local",
+                                  "date": "2023-09-19"}]
+    engine.update_data(r.case_id, data, parse_actor(f"candidate:{r.email}"))
+    engine.fire(r.case_id, "submit", parse_actor(f"candidate:{r.email}"))
+
+    late = by_role["late"]
+    clock.set(at("2023-09-23T00:00:00"))  # one microsecond-wide margin is enough: closed
+    try:
+        engine.fire(late.case_id, "submit", parse_actor(f"candidate:{late.email}"))
+    except GuardRefused as exc:
+        late.notes.append(f"submission refused at {paris(clock.now()):%d/%m/%Y %H:%M:%S}: "
+                          + "; ".join(r.message_fr for r in exc.rules))
+
+    clock.set(at("2023-09-23T00:00:05"))  # the closing sweep (the scheduler's job)
+    drafts, _ = engine.list(SYSTEM, state="draft")
+    for c in drafts:
+        engine.fire(c.id, "lapse", SYSTEM)
+    submitted, _ = engine.list(SYSTEM, state="submitted")
+    for c in submitted:
+        engine.fire(c.id, "start_regional_review", SYSTEM)
+
+    for i, s in enumerate(x for x in stories if x.role not in ("withdrawn", "late", "opinion_missing")):
+        clock.set(at("2023-10-02T14:00:00").replace(day=2 + i))
+        _opinions(engine, s)
+    m = by_role["opinion_missing"]
+    clock.set(at("2023-10-06T10:00:00"))
+    _opinions(engine, m, skip_state_services=True)
+    clock.set(at("2023-10-14T00:00:00"))  # the regional due date has passed
+    engine.fire(m.case_id, "close_regional_review", SYSTEM)
+
+    clock.set(at("2023-10-31T15:00:00"))  # national selection, "fin octobre" (FAQ 1.3)
+    for s in stories:
+        if s.role == "not_selected":
+            engine.fire(s.case_id, "reject", COMMITTEE,
+                        {"reason": "Plan d'action insuffisamment opérationnel à ce stade."})
+        elif s.role not in ("withdrawn", "late"):
+            engine.fire(s.case_id, "label", COMMITTEE)
+    return stories
+
+
+def run_demo(settings: Settings, *, as_json: bool = False) -> None:
+    clock = SimulatedClock(at("2023-06-01T09:00:00"))
+    initialise(settings, clock)
+    engine = open_engine(settings, clock)
+    stories = run_campaign(engine, clock)
+    report = []
+    for s in stories:
+        case = engine.get(s.case_id, AUDITOR)
+        events = engine.history(s.case_id, AUDITOR)
+        report.append({
+            "case": case.id,
+            "territory": case.title,
+            "id_ti": s.territory.id_ti,
+            "story": s.role,
+            "members": [
+                f"{g.name} ({g.nature})" for m in case.data["perimeter"]["members"]
+                if (g := engine.catalog.reference.groupement(m))
+            ],
+            "regions": [engine.catalog.reference.region_name(r) for r in case.regions],
+            "state": case.state,
+            "notes": s.notes,
+            "path": [
+                {"at": paris(e.at).isoformat(), "trigger": e.trigger, "from": e.source,
+                 "to": e.dest, "by": e.actor,
+                 **({"missing_opinions": e.annotations["missing_opinions"]}
+                    if "missing_opinions" in e.annotations else {})}
+                for e in events
+            ],
+        })
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_report(report, settings)
+
+
+def _print_report(report: list[dict[str, Any]], settings: Settings) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    console.rule("ti-workflow demo: campaign ti-2023-2027 in simulated time")
+    summary = Table("case", "territory", "story", "groupements", "regions", "final state")
+    for r in report:
+        summary.add_row(str(r["case"]), r["territory"], r["story"], str(len(r["members"])),
+                        ", ".join(r["regions"]), r["state"])
+    console.print(summary)
+    for r in report:
+        console.print(f"\n[bold]#{r['case']} {r['territory']}[/] ({r['story']}) -> [bold]{r['state']}[/]")
+        console.print("  " + "; ".join(r["members"]), highlight=False)
+        path = Table("when (Paris)", "trigger", "from -> to", "by", box=None, pad_edge=False)
+        for step in r["path"]:
+            when = datetime.fromisoformat(step["at"]).strftime("%d/%m/%Y %H:%M")
+            by = "candidate" if step["by"].startswith("candidate:") else step["by"]
+            extra = (f" (missing: {', '.join(step['missing_opinions'])})"
+                     if step.get("missing_opinions") else "")
+            path.add_row(when, step["trigger"] + extra, f"{step['from'] or '-'} -> {step['to']}", by)
+        console.print(path)
+        for note in r["notes"]:
+            console.print(f"  [yellow]{note}[/]", highlight=False)
+    labelled = sum(1 for r in report if r["state"] == "labelled")
+    console.print(f"\n{labelled} labelled of {len(report)} candidacies. Database: {settings.db_url}")
+    console.print("Try: ti-workflow --db " + settings.db_url + " case history 1")
