@@ -20,7 +20,7 @@ from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, Unknown
 from ti_workflow.settings import Settings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 DbOpt = Annotated[

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from ti_workflow.definitions.loader import read_yaml
+from ti_workflow.definitions.loader import read_yaml, yaml_problem
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.errors import InvalidDefinition
 
@@ -71,5 +71,5 @@ def load_campaign(path: Path) -> Campaign:
     except OSError as exc:
         raise InvalidDefinition([f"{path}: cannot read: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:
-        raise InvalidDefinition([f"{path}: not valid YAML: {exc}"]) from None
+        raise InvalidDefinition([f"{path}: {yaml_problem(exc)}"]) from None
     return parse_campaign(document, str(path))

@@ -355,8 +355,15 @@ def load_definition(path: Path, display: str | None = None) -> Definition:
     except OSError as exc:
         raise InvalidDefinition([f"{file}: cannot read: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:
-        raise InvalidDefinition([f"{file}: not valid YAML: {exc}"]) from None
+        raise InvalidDefinition([f"{file}: {yaml_problem(exc)}"]) from None
     return parse_definition(document, file)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"not valid YAML{where}: {problem}"
 
 
 def load_definitions(paths: Iterable[Path]) -> list[Definition]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 
 from ti_workflow.domain.events import Event
@@ -192,7 +193,11 @@ def append(
     if result.rowcount != 1:
         actual = conn.execute(select(cases.c.version).where(cases.c.id == case.id)).scalar()
         raise Conflict(case.id, case.version, actual)
-    conn.execute(_INSERT_EVENT, [_event_params(e) for e in new_events])
+    try:
+        conn.execute(_INSERT_EVENT, [_event_params(e) for e in new_events])
+    except IntegrityError:
+        # (case_id, seq) is taken: another writer got there first. Roll back, report.
+        raise Conflict(case.id, case.version, None) from None
     if regions is not None:
         replace_regions(conn, case.id, regions)
     return new_version

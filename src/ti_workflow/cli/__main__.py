@@ -1,0 +1,3 @@
+from ti_workflow.cli.app import main
+
+main()
