@@ -19,7 +19,7 @@ from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, UnknownTrigger
 from ti_workflow.settings import Settings
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]

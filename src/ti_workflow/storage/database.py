@@ -7,13 +7,11 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from ti_workflow.errors import InvalidData, FieldError, TiWorkflowError
+from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 
 
 class DatabaseUnavailable(TiWorkflowError):
@@ -84,7 +82,9 @@ def read(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config  # imported on demand: it costs a quarter second
+
     config = Config()
     location = resources.files("ti_workflow.storage") / "migrations"
     config.set_main_option("script_location", str(location))
@@ -94,6 +94,8 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Create the schema or bring it to the latest migration; data is kept."""
+    from alembic import command
+
     config = alembic_config(engine)
     try:
         with engine.begin() as conn:
