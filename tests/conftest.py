@@ -25,7 +25,9 @@ from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.settings import Settings
 
-PG_ADMIN_URL = os.environ.get("TI_WORKFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TI_WORKFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 # Two EPCI of Auvergne-Rhône-Alpes (84): CC Faucigny-Glières, CC Cluses-Arve et Montagnes.
 ARA_1, ARA_2 = "200000172", "200033116"
@@ -40,8 +42,11 @@ def candidacy(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "territory_name": "Vallée de l'Arve",
         "contact_email": "ti@arve.example.org",
-        "perimeter": {"members": [ARA_1, ARA_2], "single_member_justification": None,
-                      "metropole_justification": None},
+        "perimeter": {
+            "members": [ARA_1, ARA_2],
+            "single_member_justification": None,
+            "metropole_justification": None,
+        },
         "governance": {
             "members": [
                 {"name": "Mme Élue", "role": "elected", "organisation": "CC Faucigny-Glières"},
@@ -49,8 +54,12 @@ def candidacy(**overrides: Any) -> dict[str, Any]:
             ],
             "extended_governance_justification": None,
         },
-        "letters_of_intent": [{"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01"}],
-        "action_plan": [{"title": "Campus", "priority": "skills", "summary": "", "already_started": False}],
+        "letters_of_intent": [
+            {"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01"}
+        ],
+        "action_plan": [
+            {"title": "Campus", "priority": "skills", "summary": "", "already_started": False}
+        ],
     }
     data.update(overrides)
     return data
@@ -159,5 +168,9 @@ def drive_to_regional_review(engine: Engine, data: dict[str, Any] | None = None)
 def give_all_opinions(engine: Engine, case_id: int, opinion: str = "favourable") -> None:
     for region in engine.get(case_id, AUDITOR).regions:
         for body in ("regional_council", "state_services"):
-            engine.fire(case_id, "give_opinion", Actor(body, region=region),
-                        {"opinion": opinion, "reasons": "motivé"})
+            engine.fire(
+                case_id,
+                "give_opinion",
+                Actor(body, region=region),
+                {"opinion": opinion, "reasons": "motivé"},
+            )

@@ -11,26 +11,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import candidacy
 
+from conftest import candidacy
 from ti_workflow.settings import Settings
 
 CLI = [sys.executable, "-m", "ti_workflow.cli"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120)
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120
+    )
 
 
 @pytest.fixture
 def cli_env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
-    """A database and a copy of the workflows with a campaign open today (the CLI's clock is real)."""
+    """A database, and workflows with a campaign open today: the CLI uses the real clock."""
     workflows = tmp_path / "workflows"
     shutil.copytree(Settings().workflows_dir, workflows)
     today = date.today()
     (workflows / "campaigns" / "open-now.yaml").write_text(
         "campaign: open-now\nname: Test campaign open today\ntimezone: Europe/Paris\n"
-        f"window: {{opens_on: {today - timedelta(days=1)}, closes_on: {today + timedelta(days=30)}}}\n"
+        f"window: {{opens_on: {today - timedelta(days=1)}, "
+        f"closes_on: {today + timedelta(days=30)}}}\n"
     )
     import os
 
@@ -51,27 +56,83 @@ def as_json(result: subprocess.CompletedProcess[str]) -> Any:
 def test_whole_candidacy_through_the_cli(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert run("init", env=cli_env).returncode == 0
     data = write(tmp_path, "c.json", candidacy())
-    case = as_json(run("case", "create", "--campaign", "open-now", "--data", data,
-                       "--as", "candidate:ti@arve.example.org", "--json", env=cli_env))
+    case = as_json(
+        run(
+            "case",
+            "create",
+            "--campaign",
+            "open-now",
+            "--data",
+            data,
+            "--as",
+            "candidate:ti@arve.example.org",
+            "--json",
+            env=cli_env,
+        )
+    )
     assert {k: case[k] for k in ("id", "workflow", "state", "version", "regions")} == {
-        "id": 1, "workflow": "candidacy", "state": "draft", "version": 1, "regions": ["84"]}
-    fired = as_json(run("case", "fire", "1", "submit", "--as", "candidate:ti@arve.example.org",
-                        "--if-version", "1", "--json", env=cli_env))
+        "id": 1,
+        "workflow": "candidacy",
+        "state": "draft",
+        "version": 1,
+        "regions": ["84"],
+    }
+    fired = as_json(
+        run(
+            "case",
+            "fire",
+            "1",
+            "submit",
+            "--as",
+            "candidate:ti@arve.example.org",
+            "--if-version",
+            "1",
+            "--json",
+            env=cli_env,
+        )
+    )
     assert fired["case"]["state"] == "submitted" and fired["events"][0]["trigger"] == "submit"
     run("case", "fire", "1", "start_regional_review", "--as", "system", env=cli_env)
     opinion = write(tmp_path, "o.json", {"opinion": "favourable", "reasons": "Cohérent"})
     for body in ("regional_council:84", "state_services:84"):
-        assert run("case", "fire", "1", "give_opinion", "--data", opinion, "--as", body, env=cli_env).returncode == 0
-    rejected = run("case", "fire", "1", "reject", "--as", "national_committee",
-                   "--reason", "Plan d'action trop général", "--json", env=cli_env)
+        assert (
+            run(
+                "case", "fire", "1", "give_opinion", "--data", opinion, "--as", body, env=cli_env
+            ).returncode
+            == 0
+        )
+    rejected = run(
+        "case",
+        "fire",
+        "1",
+        "reject",
+        "--as",
+        "national_committee",
+        "--reason",
+        "Plan d'action trop général",
+        "--json",
+        env=cli_env,
+    )
     assert as_json(rejected)["case"]["state"] == "not_selected"
     shown = as_json(run("case", "show", "1", "--json", env=cli_env))
-    assert shown["facts"]["decision"] == {"decision": "not_selected", "reason": "Plan d'action trop général",
-                                          "at": shown["facts"]["decision"]["at"]}
+    assert shown["facts"]["decision"] == {
+        "decision": "not_selected",
+        "reason": "Plan d'action trop général",
+        "at": shown["facts"]["decision"]["at"],
+    }
     history = as_json(run("case", "history", "1", "--json", env=cli_env))
-    assert [e["trigger"] for e in history] == ["create", "submit", "start_regional_review", "give_opinion",
-                                              "give_opinion", "complete_regional_review", "reject"]
-    listed = as_json(run("case", "list", "--region", "84", "--state", "not_selected", "--json", env=cli_env))
+    assert [e["trigger"] for e in history] == [
+        "create",
+        "submit",
+        "start_regional_review",
+        "give_opinion",
+        "give_opinion",
+        "complete_regional_review",
+        "reject",
+    ]
+    listed = as_json(
+        run("case", "list", "--region", "84", "--state", "not_selected", "--json", env=cli_env)
+    )
     assert listed["total"] == 1 and listed["cases"][0]["id"] == 1
     readable = run("case", "history", "1", env=cli_env)
     assert "complete_regional_review" in readable.stdout and readable.returncode == 0
@@ -81,12 +142,23 @@ def test_refusals_exit_1_with_every_rule(cli_env: dict[str, str], tmp_path: Path
     """The real clock is past 22/09/2023: the 2023 campaign refuses, listing every failed rule."""
     data = write(tmp_path, "c.json", candidacy(letters_of_intent=[]))
     run("case", "create", "--data", data, "--as", "candidate:ti@arve.example.org", env=cli_env)
-    result = run("case", "fire", "1", "submit", "--as", "candidate:ti@arve.example.org", "--json", env=cli_env)
+    result = run(
+        "case",
+        "fire",
+        "1",
+        "submit",
+        "--as",
+        "candidate:ti@arve.example.org",
+        "--json",
+        env=cli_env,
+    )
     assert result.returncode == 1
     body = json.loads(result.stdout)
     assert body["error"] == "guard_refused"
-    assert {(r["code"], r["faq"]) for r in body["rules"]} == {("window_closed", "1.2"),
-                                                              ("letter_of_intent_missing", "4.5")}
+    assert {(r["code"], r["faq"]) for r in body["rules"]} == {
+        ("window_closed", "1.2"),
+        ("letter_of_intent_missing", "4.5"),
+    }
     assert "FAQ 4.5" in result.stderr and "Traceback" not in result.stderr
     stranger = run("case", "show", "1", "--as", "candidate:x@example.org", env=cli_env)
     assert stranger.returncode == 1 and "unknown case 1" in stranger.stderr
@@ -99,11 +171,19 @@ def test_refusals_exit_1_with_every_rule(cli_env: dict[str, str], tmp_path: Path
     [
         (["case", "fire", "1", "withdraw", "--as", "mayor"], "unknown role 'mayor'"),
         (["case", "fire", "1", "withdraw", "--as", "regional_council:north"], "INSEE region code"),
-        (["case", "create", "--data", "/nonexistent.json", "--as", "candidate:a@b.fr"], "cannot read"),
-        (["case", "fire", "1", "approve", "--as", "national_committee"], "has no trigger 'approve'"),
+        (
+            ["case", "create", "--data", "/nonexistent.json", "--as", "candidate:a@b.fr"],
+            "cannot read",
+        ),
+        (
+            ["case", "fire", "1", "approve", "--as", "national_committee"],
+            "has no trigger 'approve'",
+        ),
     ],
 )
-def test_bad_usage_exits_2(cli_env: dict[str, str], tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_usage_exits_2(
+    cli_env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
     data = write(tmp_path, "c.json", candidacy())
     run("case", "create", "--data", data, "--as", "candidate:ti@arve.example.org", env=cli_env)
     result = run(*args, env=cli_env)
@@ -111,16 +191,37 @@ def test_bad_usage_exits_2(cli_env: dict[str, str], tmp_path: Path, args: list[s
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_malformed_file_names_the_field_and_changes_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
-    bad = write(tmp_path, "bad.json", candidacy(perimeter={"members": ["2000001"]}, contact_email="nope"))
-    result = run("case", "create", "--data", bad, "--as", "candidate:ti@arve.example.org", "--json", env=cli_env)
+def test_malformed_file_names_the_field_and_changes_nothing(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    bad = write(
+        tmp_path, "bad.json", candidacy(perimeter={"members": ["2000001"]}, contact_email="nope")
+    )
+    result = run(
+        "case",
+        "create",
+        "--data",
+        bad,
+        "--as",
+        "candidate:ti@arve.example.org",
+        "--json",
+        env=cli_env,
+    )
     assert result.returncode == 2
     body = json.loads(result.stdout)
     assert body["error"] == "invalid_data"
     locations = {r["location"] for r in body["rules"]}
     assert locations == {"perimeter.members[0]", "contact_email"}
     (tmp_path / "broken.json").write_text("{not json")
-    broken = run("case", "create", "--data", str(tmp_path / "broken.json"), "--as", "candidate:a@b.fr", env=cli_env)
+    broken = run(
+        "case",
+        "create",
+        "--data",
+        str(tmp_path / "broken.json"),
+        "--as",
+        "candidate:a@b.fr",
+        env=cli_env,
+    )
     assert broken.returncode == 2 and "not valid JSON (line 1, column 2" in broken.stderr
     assert as_json(run("case", "list", "--json", env=cli_env))["total"] == 0
 
@@ -147,6 +248,9 @@ def test_workflows_diagram_is_mermaid_from_the_yaml() -> None:
     result = run("workflows", "diagram", "candidacy")
     assert result.returncode == 0
     assert result.stdout.startswith("stateDiagram-v2\n    [*] --> draft\n")
-    assert "    regional_review --> national_review: complete_regional_review (auto) [system]" in result.stdout
+    assert (
+        "    regional_review --> national_review: complete_regional_review (auto) [system]"
+        in result.stdout
+    )
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert result.stdout.strip() in readme, "the README embeds the current candidacy diagram"

@@ -1,4 +1,4 @@
-"""Workflow files: every shipped file is valid, and each kind of mistake is reported with its path."""
+"""Workflow files: every shipped file is valid; each kind of mistake is reported with its path."""
 
 from __future__ import annotations
 
@@ -50,10 +50,21 @@ def test_each_shipped_workflow_file_loads_and_compiles(path: Path) -> None:
 def test_candidacy_has_the_states_the_programme_needs() -> None:
     d = load_definition(Settings().workflows_dir / "candidacy.yaml")
     assert set(d.state_names) == {
-        "draft", "submitted", "regional_review", "national_review",
-        "labelled", "not_selected", "withdrawn", "lapsed",
+        "draft",
+        "submitted",
+        "regional_review",
+        "national_review",
+        "labelled",
+        "not_selected",
+        "withdrawn",
+        "lapsed",
     }
-    assert {s.name for s in d.states if s.final} == {"labelled", "not_selected", "withdrawn", "lapsed"}
+    assert {s.name for s in d.states if s.final} == {
+        "labelled",
+        "not_selected",
+        "withdrawn",
+        "lapsed",
+    }
 
 
 def test_version_is_content_hash_ignoring_comments() -> None:
@@ -70,17 +81,24 @@ def test_minimal_definition_is_valid() -> None:
 
 def test_unknown_state_names_file_and_path() -> None:
     errors = errors_of(MINIMAL.replace("dest: done", "dest: labeled"))
-    assert "workflows/tiny.yaml: transitions[0].dest: unknown state 'labeled' (known: done, draft)" in errors
+    assert (
+        "workflows/tiny.yaml: transitions[0].dest: unknown state 'labeled' (known: done, draft)"
+        in errors
+    )
 
 
 def test_unreachable_state() -> None:
-    errors = errors_of(MINIMAL.replace("  done: {final: true}", "  done: {final: true}\n  orphan: {final: true}"))
+    errors = errors_of(
+        MINIMAL.replace("  done: {final: true}", "  done: {final: true}\n  orphan: {final: true}")
+    )
     assert any("states.orphan: unreachable state" in e for e in errors)
 
 
 def test_unknown_guard_role_effect() -> None:
     errors = errors_of(
-        MINIMAL.replace("roles: [candidate]}", "roles: [mayor], guards: [is_sunny], effects: [nap]}")
+        MINIMAL.replace(
+            "roles: [candidate]}", "roles: [mayor], guards: [is_sunny], effects: [nap]}"
+        )
     )
     joined = "\n".join(errors)
     assert "transitions[0].roles[0]: unknown role 'mayor'" in joined
@@ -89,8 +107,12 @@ def test_unknown_guard_role_effect() -> None:
 
 
 def test_duplicate_trigger_from_one_source() -> None:
-    errors = errors_of(MINIMAL + "  - {trigger: finish, source: draft, dest: draft, roles: [candidate]}\n")
-    assert any("transitions[1].trigger: duplicate trigger 'finish' from state 'draft'" in e for e in errors)
+    errors = errors_of(
+        MINIMAL + "  - {trigger: finish, source: draft, dest: draft, roles: [candidate]}\n"
+    )
+    assert any(
+        "transitions[1].trigger: duplicate trigger 'finish' from state 'draft'" in e for e in errors
+    )
 
 
 def test_dead_end_non_final_state() -> None:
@@ -101,11 +123,15 @@ def test_dead_end_non_final_state() -> None:
 @pytest.mark.parametrize("word", ["on", "no", "yes", "off"])
 def test_yaml_booleans_as_names_are_refused(word: str) -> None:
     errors = errors_of(MINIMAL.replace("trigger: finish", f"trigger: {word}"))
-    assert any(f"transitions[0].trigger: trigger {word!r} is a boolean in YAML 1.1" in e for e in errors)
+    assert any(
+        f"transitions[0].trigger: trigger {word!r} is a boolean in YAML 1.1" in e for e in errors
+    )
 
 
 def test_every_error_is_reported_not_just_the_first() -> None:
-    broken = MINIMAL.replace("dest: done", "dest: nowhere").replace("roles: [candidate]}", "roles: [king]}")
+    broken = MINIMAL.replace("dest: done", "dest: nowhere").replace(
+        "roles: [candidate]}", "roles: [king]}"
+    )
     errors = errors_of(broken + "typo_key: 1\n")
     assert len(errors) >= 3
     assert any(e.startswith("workflows/tiny.yaml: typo_key: unknown key") for e in errors)
@@ -113,10 +139,14 @@ def test_every_error_is_reported_not_just_the_first() -> None:
 
 def test_validate_cli_exits_1_listing_every_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(MINIMAL.replace("dest: done", "dest: labeled").replace("trigger: finish", "trigger: on"))
+    bad.write_text(
+        MINIMAL.replace("dest: done", "dest: labeled").replace("trigger: finish", "trigger: on")
+    )
     worse = tmp_path / "worse.yaml"
     worse.write_text("workflow: [unclosed\n")
-    result = subprocess.run([*CLI, "validate", str(bad), str(worse)], capture_output=True, text=True)
+    result = subprocess.run(
+        [*CLI, "validate", str(bad), str(worse)], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert f"{bad}: transitions[0].dest: unknown state 'labeled'" in result.stderr
     assert f"{bad}: transitions[0].trigger: trigger 'on' is a boolean" in result.stderr

@@ -10,8 +10,12 @@ from pathlib import Path
 
 def test_demo_walks_the_2023_campaign(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/demo.db"
-    result = subprocess.run([sys.executable, "-m", "ti_workflow.cli", "--db", db, "demo", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ti_workflow.cli", "--db", db, "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     report = {r["story"]: r for r in json.loads(result.stdout)}
     assert {story: r["state"] for story, r in report.items()} == {
@@ -28,7 +32,10 @@ def test_demo_walks_the_2023_campaign(tmp_path: Path) -> None:
     assert len(report["single_epci"]["members"]) == 1
     assert any("(METRO)" in m or "(MET69)" in m for m in report["metropole"]["members"])
     late = report["late"]
-    assert "refused at 23/09/2023 00:00:00" in late["notes"][0] and "22/09/2023 inclus" in late["notes"][0]
+    assert (
+        "refused at 23/09/2023 00:00:00" in late["notes"][0]
+        and "22/09/2023 inclus" in late["notes"][0]
+    )
     assert [s["trigger"] for s in late["path"]] == ["create", "lapse"]
     closing = report["opinion_missing"]["path"][-2]
     assert closing["trigger"] == "close_regional_review" and closing["missing_opinions"]

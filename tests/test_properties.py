@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import AUDITOR, CANDIDATE, candidacy, paris
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import AUDITOR, CANDIDATE, candidacy, paris
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.domain.events import GENESIS
@@ -25,10 +25,26 @@ ACTORS = [
     Actor("system"),
     AUDITOR,
 ]
-PAYLOADS = [{}, {"reason": "motif"}, {"opinion": "favourable", "reasons": "ok"},
-            {"opinion": "unfavourable", "reasons": "non"}, {"opinion": "peut-être"}]
-TRIGGERS = ["submit", "return_for_completion", "withdraw", "start_regional_review", "give_opinion",
-            "complete_regional_review", "close_regional_review", "label", "reject", "lapse", "fly"]
+PAYLOADS = [
+    {},
+    {"reason": "motif"},
+    {"opinion": "favourable", "reasons": "ok"},
+    {"opinion": "unfavourable", "reasons": "non"},
+    {"opinion": "peut-être"},
+]
+TRIGGERS = [
+    "submit",
+    "return_for_completion",
+    "withdraw",
+    "start_regional_review",
+    "give_opinion",
+    "complete_regional_review",
+    "close_regional_review",
+    "label",
+    "reject",
+    "lapse",
+    "fly",
+]
 
 steps = st.lists(
     st.tuples(
@@ -41,7 +57,9 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(sequence=steps)
 def test_random_sequences_stay_inside_the_definition(
     engine: Engine, clock: SimulatedClock, sequence: list[tuple[str, Actor, dict[str, str], int]]
@@ -57,7 +75,11 @@ def test_random_sequences_stay_inside_the_definition(
             engine.fire(case_id, trigger, actor, payload)
         except TiWorkflowError:
             after = engine.get(case_id, AUDITOR)
-            assert (after.state, after.version, after.head_hash) == (before.state, before.version, before.head_hash)
+            assert (after.state, after.version, after.head_hash) == (
+                before.state,
+                before.version,
+                before.head_hash,
+            )
         assert engine.get(case_id, AUDITOR).state in definition.state_names
 
     history = engine.history(case_id, AUDITOR)

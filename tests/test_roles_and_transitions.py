@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import (
     AUDITOR,
     CANDIDATE,
@@ -13,7 +14,6 @@ from conftest import (
     give_all_opinions,
     paris,
 )
-
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
@@ -106,16 +106,24 @@ def test_regional_bodies_only_for_a_region_the_case_concerns(engine: Engine) -> 
     case_id = case_in(engine, "regional_review")
     with pytest.raises(NotFound):
         engine.fire(case_id, "give_opinion", RC52, PAYLOADS["give_opinion"])
-    assert engine.list(RC52)[1] == 0
-    assert engine.list(RC84)[1] == 1
+    assert engine.list_cases(RC52)[1] == 0
+    assert engine.list_cases(RC84)[1] == 1
 
 
 def test_opinion_replaced_until_review_closes_each_version_kept(engine: Engine) -> None:
     """FAQ 1.3: an opinion per body; a body may revise its own while the review is open."""
     case_id = case_in(engine, "regional_review")
-    engine.fire(case_id, "give_opinion", RC84, {"opinion": "unfavourable", "reasons": "premier avis"})
-    result = engine.fire(case_id, "give_opinion", RC84, {"opinion": "favourable", "reasons": "revu"})
-    assert result.events[0].annotations == {"region": "84", "body": "regional_council", "replaces": "unfavourable"}
+    engine.fire(
+        case_id, "give_opinion", RC84, {"opinion": "unfavourable", "reasons": "premier avis"}
+    )
+    result = engine.fire(
+        case_id, "give_opinion", RC84, {"opinion": "favourable", "reasons": "revu"}
+    )
+    assert result.events[0].annotations == {
+        "region": "84",
+        "body": "regional_council",
+        "replaces": "unfavourable",
+    }
     case = engine.get(case_id, AUDITOR)
     assert case.state == "regional_review"
     assert case.facts["opinions"]["84"]["regional_council"]["opinion"] == "favourable"
@@ -124,7 +132,9 @@ def test_opinion_replaced_until_review_closes_each_version_kept(engine: Engine) 
     engine.fire(case_id, "give_opinion", SS84, {"opinion": "favourable", "reasons": "ok"})
     assert engine.get(case_id, AUDITOR).state == "national_review"
     with pytest.raises(TransitionNotAllowed):
-        engine.fire(case_id, "give_opinion", RC84, {"opinion": "unfavourable", "reasons": "trop tard"})
+        engine.fire(
+            case_id, "give_opinion", RC84, {"opinion": "unfavourable", "reasons": "trop tard"}
+        )
 
 
 def test_close_regional_review_records_missing_opinions(engine: Engine) -> None:
@@ -150,7 +160,9 @@ def test_interregional_review_needs_both_bodies_of_every_region(engine: Engine) 
     for actor in (RC84, SS84, Actor("regional_council", region="52")):
         engine.fire(case_id, "give_opinion", actor, PAYLOADS["give_opinion"])
         assert engine.get(case_id, AUDITOR).state == "regional_review"
-    engine.fire(case_id, "give_opinion", Actor("state_services", region="52"), PAYLOADS["give_opinion"])
+    engine.fire(
+        case_id, "give_opinion", Actor("state_services", region="52"), PAYLOADS["give_opinion"]
+    )
     assert engine.get(case_id, AUDITOR).state == "national_review"
 
 
@@ -159,8 +171,12 @@ def test_reason_required_where_declared(engine: Engine) -> None:
     with pytest.raises(InvalidData) as invalid:
         engine.fire(case_id, "return_for_completion", COMMITTEE)
     assert str(invalid.value.errors[0]) == "reason: a reason is required"
-    result = engine.fire(case_id, "return_for_completion", COMMITTEE, {"reason": "Pièces manquantes"})
-    assert result.case.state == "draft" and result.events[0].payload == {"reason": "Pièces manquantes"}
+    result = engine.fire(
+        case_id, "return_for_completion", COMMITTEE, {"reason": "Pièces manquantes"}
+    )
+    assert result.case.state == "draft" and result.events[0].payload == {
+        "reason": "Pièces manquantes"
+    }
 
 
 def test_payload_checked_field_by_field(engine: Engine) -> None:
@@ -190,7 +206,9 @@ def test_withdraw_from_every_open_state(engine: Engine) -> None:
 def test_update_only_in_draft_and_malformed_data_names_the_field(engine: Engine) -> None:
     case_id = case_in(engine, "draft")
     with pytest.raises(InvalidData) as invalid:
-        engine.update_data(case_id, candidacy(perimeter={"members": ["12345"]}, colour=1), CANDIDATE)
+        engine.update_data(
+            case_id, candidacy(perimeter={"members": ["12345"]}, colour=1), CANDIDATE
+        )
     text = str(invalid.value)
     assert "perimeter.members[0]: a SIREN is exactly 9 digits (got '12345')" in text
     assert "colour: unknown field" in text

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import AUDITOR, CANDIDATE, COMMITTEE, SYSTEM, candidacy, drive_to_regional_review
-from sqlalchemy import insert, select, func
+from sqlalchemy import func, insert, select
 
+from conftest import AUDITOR, CANDIDATE, COMMITTEE, SYSTEM, candidacy, drive_to_regional_review
 from ti_workflow.domain.actors import Actor
 from ti_workflow.domain.events import GENESIS
 from ti_workflow.engine import Engine
@@ -30,10 +30,18 @@ def chain_ok(engine: Engine, case_id: int) -> bool:
 def test_full_lifecycle_persists_and_chains(make_engine: Any, db_url: str) -> None:
     engine = make_engine(db_url)
     case_id = drive_to_regional_review(engine)
-    engine.fire(case_id, "give_opinion", Actor("regional_council", region="84"),
-                {"opinion": "favourable", "reasons": "ok"})
-    result = engine.fire(case_id, "give_opinion", Actor("state_services", region="84"),
-                         {"opinion": "unfavourable", "reasons": "à revoir"})
+    engine.fire(
+        case_id,
+        "give_opinion",
+        Actor("regional_council", region="84"),
+        {"opinion": "favourable", "reasons": "ok"},
+    )
+    result = engine.fire(
+        case_id,
+        "give_opinion",
+        Actor("state_services", region="84"),
+        {"opinion": "unfavourable", "reasons": "à revoir"},
+    )
     assert [e.trigger for e in result.events] == ["give_opinion", "complete_regional_review"]
     assert result.case.state == "national_review"
     engine.fire(case_id, "label", COMMITTEE)
@@ -45,8 +53,15 @@ def test_full_lifecycle_persists_and_chains(make_engine: Any, db_url: str) -> No
     assert case.facts["opinions"]["84"]["state_services"]["opinion"] == "unfavourable"
     assert chain_ok(other, case_id)
     triggers = [e.trigger for e in other.history(case_id, AUDITOR)]
-    assert triggers == ["create", "submit", "start_regional_review", "give_opinion",
-                        "give_opinion", "complete_regional_review", "label"]
+    assert triggers == [
+        "create",
+        "submit",
+        "start_regional_review",
+        "give_opinion",
+        "give_opinion",
+        "complete_regional_review",
+        "label",
+    ]
 
 
 def test_stale_version_conflicts_and_writes_nothing(make_engine: Any, db_url: str) -> None:
@@ -73,8 +88,13 @@ def test_two_operators_on_the_same_version_exactly_one_wins(make_engine: Any, db
     def operator(i: int) -> None:
         barrier.wait()
         try:
-            engines[i].fire(case_id, "give_opinion", actors[i],
-                            {"opinion": "favourable", "reasons": "ok"}, expected_version=version)
+            engines[i].fire(
+                case_id,
+                "give_opinion",
+                actors[i],
+                {"opinion": "favourable", "reasons": "ok"},
+                expected_version=version,
+            )
             outcomes.append("ok")
         except Conflict:
             outcomes.append("conflict")
@@ -95,8 +115,12 @@ def test_concurrent_fires_without_versions_keep_one_chain(make_engine: Any, db_u
     """Many writers on one case: each either applies on the latest state or conflicts;
     the chain never forks and no event is lost or duplicated."""
     setup = make_engine(db_url)
-    case_id = drive_to_regional_review(setup, candidacy(perimeter={"members": ["200000172", "200000438"]}))
-    bodies = [Actor(b, region=r) for r in ("52", "84") for b in ("regional_council", "state_services")]
+    case_id = drive_to_regional_review(
+        setup, candidacy(perimeter={"members": ["200000172", "200000438"]})
+    )
+    bodies = [
+        Actor(b, region=r) for r in ("52", "84") for b in ("regional_council", "state_services")
+    ]
     engines = [make_engine(db_url) for _ in bodies]
     barrier = threading.Barrier(len(bodies))
     results: list[str] = []
@@ -105,7 +129,9 @@ def test_concurrent_fires_without_versions_keep_one_chain(make_engine: Any, db_u
         barrier.wait()
         for _attempt in range(20):
             try:
-                engines[i].fire(case_id, "give_opinion", bodies[i], {"opinion": "favourable", "reasons": "ok"})
+                engines[i].fire(
+                    case_id, "give_opinion", bodies[i], {"opinion": "favourable", "reasons": "ok"}
+                )
                 results.append("ok")
                 return
             except Conflict:
@@ -128,12 +154,24 @@ def test_failure_after_the_case_update_rolls_everything_back(make_engine: Any, d
     engine = make_engine(db_url)
     case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
     with engine.db.begin() as conn:  # a stray row holding the next sequence number
-        conn.execute(insert(events), {
-            "case_id": case.id, "seq": 2, "trigger": "x", "source": "draft", "dest": "draft",
-            "actor": "system", "role": "system", "at": case.created_at, "payload": {},
-            "annotations": {}, "definition_version": case.definition_version,
-            "prev_hash": case.head_hash, "hash": "f" * 64,
-        })
+        conn.execute(
+            insert(events),
+            {
+                "case_id": case.id,
+                "seq": 2,
+                "trigger": "x",
+                "source": "draft",
+                "dest": "draft",
+                "actor": "system",
+                "role": "system",
+                "at": case.created_at,
+                "payload": {},
+                "annotations": {},
+                "definition_version": case.definition_version,
+                "prev_hash": case.head_hash,
+                "hash": "f" * 64,
+            },
+        )
     with pytest.raises(Conflict):
         engine.fire(case.id, "submit", CANDIDATE)
     after = engine.get(case.id, AUDITOR)
@@ -152,17 +190,22 @@ def test_guard_refusal_writes_nothing(make_engine: Any, db_url: str) -> None:
 
 def test_listing_scopes_and_filters(make_engine: Any, db_url: str) -> None:
     engine = make_engine(db_url)
-    mine = engine.create_case("candidacy", "ti-2023-2027", candidacy(territory_name="Arve Industrie"), CANDIDATE)
+    mine = engine.create_case(
+        "candidacy", "ti-2023-2027", candidacy(territory_name="Arve Industrie"), CANDIDATE
+    )
     other = Actor("candidate", email="other@example.org")
     theirs = engine.create_case(
-        "candidacy", "ti-2023-2027",
-        candidacy(territory_name="Estuaire", perimeter={"members": ["200000438"]}), other,
+        "candidacy",
+        "ti-2023-2027",
+        candidacy(territory_name="Estuaire", perimeter={"members": ["200000438"]}),
+        other,
     )
     engine.fire(mine.id, "submit", CANDIDATE)
-    assert [c.id for c in engine.list(CANDIDATE)[0]] == [mine.id]
-    assert [c.id for c in engine.list(Actor("regional_council", region="52"))[0]] == [theirs.id]
-    assert [c.id for c in engine.list(AUDITOR, region="84")[0]] == [mine.id]
-    assert [c.id for c in engine.list(SYSTEM, state="submitted")[0]] == [mine.id]
-    assert [c.id for c in engine.list(COMMITTEE, text="estuaire")[0]] == [theirs.id]
-    page, total = engine.list(AUDITOR, limit=1, offset=1)
+    assert [c.id for c in engine.list_cases(CANDIDATE)[0]] == [mine.id]
+    rc52 = Actor("regional_council", region="52")
+    assert [c.id for c in engine.list_cases(rc52)[0]] == [theirs.id]
+    assert [c.id for c in engine.list_cases(AUDITOR, region="84")[0]] == [mine.id]
+    assert [c.id for c in engine.list_cases(SYSTEM, state="submitted")[0]] == [mine.id]
+    assert [c.id for c in engine.list_cases(COMMITTEE, text="estuaire")[0]] == [theirs.id]
+    page, total = engine.list_cases(AUDITOR, limit=1, offset=1)
     assert total == 2 and [c.id for c in page] == [theirs.id]

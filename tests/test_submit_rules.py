@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ARA_1, ARA_2, AUDITOR, CANDIDATE, candidacy, paris
 from freezegun import freeze_time
 
+from conftest import ARA_1, ARA_2, AUDITOR, CANDIDATE, candidacy, paris
 from ti_workflow.clock import SimulatedClock, SystemClock
 from ti_workflow.engine import Engine
 from ti_workflow.errors import GuardRefused
@@ -94,7 +94,10 @@ def test_faq_2_2_single_epci_needs_justification(engine: Engine) -> None:
         engine, candidacy(perimeter={"members": [ARA_1]})
     )
     justified = candidacy(
-        perimeter={"members": [ARA_1], "single_member_justification": "Taille critique: 28 000 hab."}
+        perimeter={
+            "members": [ARA_1],
+            "single_member_justification": "Taille critique: 28 000 hab.",
+        }
     )
     assert submits(engine, justified) == "submitted"
 
@@ -102,16 +105,22 @@ def test_faq_2_2_single_epci_needs_justification(engine: Engine) -> None:
 def test_faq_2_1_siren_checksum_and_reference(engine: Engine) -> None:
     bad_checksum = "200000173"
     valid_but_not_epci = "130005481"  # a valid SIREN (ANCT), not an EPCI
-    codes = refused_codes(engine, candidacy(perimeter={"members": [ARA_1, bad_checksum, valid_but_not_epci]}))
+    codes = refused_codes(
+        engine, candidacy(perimeter={"members": [ARA_1, bad_checksum, valid_but_not_epci]})
+    )
     assert {"perimeter_invalid_siren", "perimeter_unknown_groupement"} <= codes
 
 
 def test_faq_2_1_duplicates_refused(engine: Engine) -> None:
-    assert "perimeter_duplicate" in refused_codes(engine, candidacy(perimeter={"members": [ARA_1, ARA_1]}))
+    assert "perimeter_duplicate" in refused_codes(
+        engine, candidacy(perimeter={"members": [ARA_1, ARA_1]})
+    )
 
 
 def test_faq_2_1_grand_paris_ept_accepted(engine: Engine) -> None:
-    data = candidacy(perimeter={"members": [GRAND_PARIS_EPT, "200058790"]})  # Plaine Commune + Paris Terres d'Envol
+    data = candidacy(
+        perimeter={"members": [GRAND_PARIS_EPT, "200058790"]}
+    )  # Plaine Commune + Paris Terres d'Envol
     case = engine.create_case("candidacy", "ti-2023-2027", data, CANDIDATE)
     assert case.regions == ("11",)
     assert engine.fire(case.id, "submit", CANDIDATE).case.state == "submitted"
@@ -124,7 +133,9 @@ def test_faq_2_1_grand_paris_ept_accepted(engine: Engine) -> None:
 def test_faq_2_4_metropole_needs_justification(engine: Engine, metropole: str) -> None:
     codes = refused_codes(engine, candidacy(perimeter={"members": [ARA_1, metropole]}))
     assert codes == {"perimeter_metropole_unjustified"}
-    justified = candidacy(perimeter={"members": [ARA_1, metropole], "metropole_justification": "Rayonnement"})
+    justified = candidacy(
+        perimeter={"members": [ARA_1, metropole], "metropole_justification": "Rayonnement"}
+    )
     assert submits(engine, justified) == "submitted"
 
 
@@ -180,7 +191,10 @@ def test_faq_3_1_action_plan_required(engine: Engine) -> None:
 
 def test_faq_1_5_each_action_titled_under_a_priority(engine: Engine) -> None:
     plan = [{"title": "", "priority": None}, {"title": "Foncier", "priority": "land"}]
-    assert refused_codes(engine, candidacy(action_plan=plan)) == {"action_untitled", "action_without_priority"}
+    assert refused_codes(engine, candidacy(action_plan=plan)) == {
+        "action_untitled",
+        "action_without_priority",
+    }
 
 
 def test_every_failed_rule_is_listed_at_once(engine: Engine, clock: SimulatedClock) -> None:
@@ -212,5 +226,7 @@ def test_every_failed_rule_is_listed_at_once(engine: Engine, clock: SimulatedClo
 def test_unchanged_members_keep_state_after_data_update(engine: Engine) -> None:
     """The regions follow the perimeter while the candidate edits the draft."""
     case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
-    updated = engine.update_data(case.id, candidacy(perimeter={"members": [ARA_2, REGION_52]}), CANDIDATE)
+    updated = engine.update_data(
+        case.id, candidacy(perimeter={"members": [ARA_2, REGION_52]}), CANDIDATE
+    )
     assert updated.regions == ("52", "84") and updated.version == 2 and updated.state == "draft"

@@ -7,8 +7,6 @@ in Europe/Paris (see :data:`PARIS`) and converted deliberately.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
-
 from typing import Protocol
 from zoneinfo import ZoneInfo
 

@@ -91,7 +91,11 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
     metropole = any(g.is_metropole for s in t.members if (g := reference.groupement(s)))
     governance = [
         {"name": "Présidence de l'intercommunalité", "role": "elected", "organisation": names[0]},
-        {"name": "Direction d'un site industriel", "role": "industrial", "organisation": "Industriel local"},
+        {
+            "name": "Direction d'un site industriel",
+            "role": "industrial",
+            "organisation": "Industriel local",
+        },
     ]
     return {
         "territory_name": t.name,
@@ -100,11 +104,14 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
             "members": t.members,
             "single_member_justification": (
                 "Bassin d'emploi industriel de taille critique à lui seul (FAQ 2.2)."
-                if len(t.members) == 1 else None
+                if len(t.members) == 1
+                else None
             ),
             "metropole_justification": (
                 "Enjeux de transition industrielle et coopération avec les territoires voisins "
-                "(FAQ 2.4)." if metropole else None
+                "(FAQ 2.4)."
+                if metropole
+                else None
             ),
         },
         "governance": {"members": governance, "extended_governance_justification": None},
@@ -112,10 +119,18 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
             {"signatory": "Président(e)", "organisation": names[0], "date": "2023-07-10"}
         ],
         "action_plan": [
-            {"title": "Campus des compétences industrielles", "priority": "skills",
-             "summary": "Former et recruter sur les métiers en tension.", "already_started": True},
-            {"title": "Requalification de friches industrielles", "priority": "land",
-             "summary": "Remobiliser le foncier pour les implantations.", "already_started": False},
+            {
+                "title": "Campus des compétences industrielles",
+                "priority": "skills",
+                "summary": "Former et recruter sur les métiers en tension.",
+                "already_started": True,
+            },
+            {
+                "title": "Requalification de friches industrielles",
+                "priority": "land",
+                "summary": "Remobiliser le foncier pour les implantations.",
+                "already_started": False,
+            },
         ],
     }
 
@@ -123,12 +138,20 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
 def _opinions(engine: Engine, story: Story, skip_state_services: bool = False) -> None:
     case = engine.get(story.case_id, AUDITOR)
     for region in case.regions:
-        engine.fire(story.case_id, "give_opinion", Actor("regional_council", region=region),
-                    {"opinion": "favourable", "reasons": "Cohérent avec le SRDEII."})
+        engine.fire(
+            story.case_id,
+            "give_opinion",
+            Actor("regional_council", region=region),
+            {"opinion": "favourable", "reasons": "Cohérent avec le SRDEII."},
+        )
         if skip_state_services:
             continue
-        engine.fire(story.case_id, "give_opinion", Actor("state_services", region=region),
-                    {"opinion": "favourable", "reasons": "Avis favorable du SGAR et de la DREETS."})
+        engine.fire(
+            story.case_id,
+            "give_opinion",
+            Actor("state_services", region=region),
+            {"opinion": "favourable", "reasons": "Avis favorable du SGAR et de la DREETS."},
+        )
 
 
 def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
@@ -141,7 +164,10 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
         s.email = f"candidature-{s.territory.id_ti}@territoires.example.org"
         clock.set(at("2023-06-26T10:00:00").replace(day=26 + i % 4))
         s.case_id = engine.create_case(
-            "candidacy", "ti-2023-2027", candidacy_file(s, reference), parse_actor(f"candidate:{s.email}")
+            "candidacy",
+            "ti-2023-2027",
+            candidacy_file(s, reference),
+            parse_actor(f"candidate:{s.email}"),
         ).id
 
     clock.set(at("2023-07-20T15:00:00"))
@@ -154,14 +180,23 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
 
     r = by_role["returned_then_labelled"]
     clock.set(at("2023-09-15T10:00:00"))
-    engine.fire(r.case_id, "return_for_completion", COMMITTEE,
-                {"reason": "Merci de joindre la lettre d'intention de l'industriel du binôme."})
+    engine.fire(
+        r.case_id,
+        "return_for_completion",
+        COMMITTEE,
+        {"reason": "Merci de joindre la lettre d'intention de l'industriel du binôme."},
+    )
     clock.set(at("2023-09-20T16:30:00"))
     case = engine.get(r.case_id, AUDITOR)
     data = dict(case.data)
-    data["letters_of_intent"] = [*data["letters_of_intent"],
-                                 {"signatory": "Directeur de site", "organisation": "Industriel local",
-                                  "date": "2023-09-19"}]
+    data["letters_of_intent"] = [
+        *data["letters_of_intent"],
+        {
+            "signatory": "Directeur de site",
+            "organisation": "Industriel local",
+            "date": "2023-09-19",
+        },
+    ]
     engine.update_data(r.case_id, data, parse_actor(f"candidate:{r.email}"))
     engine.fire(r.case_id, "submit", parse_actor(f"candidate:{r.email}"))
 
@@ -170,18 +205,22 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
     try:
         engine.fire(late.case_id, "submit", parse_actor(f"candidate:{late.email}"))
     except GuardRefused as exc:
-        late.notes.append(f"submission refused at {paris(clock.now()):%d/%m/%Y %H:%M:%S}: "
-                          + "; ".join(r.message_fr for r in exc.rules))
+        late.notes.append(
+            f"submission refused at {paris(clock.now()):%d/%m/%Y %H:%M:%S}: "
+            + "; ".join(r.message_fr for r in exc.rules)
+        )
 
     clock.set(at("2023-09-23T00:00:05"))  # the closing sweep (the scheduler's job)
-    drafts, _ = engine.list(SYSTEM, state="draft")
+    drafts, _ = engine.list_cases(SYSTEM, state="draft")
     for c in drafts:
         engine.fire(c.id, "lapse", SYSTEM)
-    submitted, _ = engine.list(SYSTEM, state="submitted")
+    submitted, _ = engine.list_cases(SYSTEM, state="submitted")
     for c in submitted:
         engine.fire(c.id, "start_regional_review", SYSTEM)
 
-    for i, s in enumerate(x for x in stories if x.role not in ("withdrawn", "late", "opinion_missing")):
+    for i, s in enumerate(
+        x for x in stories if x.role not in ("withdrawn", "late", "opinion_missing")
+    ):
         clock.set(at("2023-10-02T14:00:00").replace(day=2 + i))
         _opinions(engine, s)
     m = by_role["opinion_missing"]
@@ -193,8 +232,12 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
     clock.set(at("2023-10-31T15:00:00"))  # national selection, "fin octobre" (FAQ 1.3)
     for s in stories:
         if s.role == "not_selected":
-            engine.fire(s.case_id, "reject", COMMITTEE,
-                        {"reason": "Plan d'action insuffisamment opérationnel à ce stade."})
+            engine.fire(
+                s.case_id,
+                "reject",
+                COMMITTEE,
+                {"reason": "Plan d'action insuffisamment opérationnel à ce stade."},
+            )
         elif s.role not in ("withdrawn", "late"):
             engine.fire(s.case_id, "label", COMMITTEE)
     return stories
@@ -209,26 +252,37 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
     for s in stories:
         case = engine.get(s.case_id, AUDITOR)
         events = engine.history(s.case_id, AUDITOR)
-        report.append({
-            "case": case.id,
-            "territory": case.title,
-            "id_ti": s.territory.id_ti,
-            "story": s.role,
-            "members": [
-                f"{g.name} ({g.nature})" for m in case.data["perimeter"]["members"]
-                if (g := engine.catalog.reference.groupement(m))
-            ],
-            "regions": [engine.catalog.reference.region_name(r) for r in case.regions],
-            "state": case.state,
-            "notes": s.notes,
-            "path": [
-                {"at": paris(e.at).isoformat(), "trigger": e.trigger, "from": e.source,
-                 "to": e.dest, "by": e.actor,
-                 **({"missing_opinions": e.annotations["missing_opinions"]}
-                    if "missing_opinions" in e.annotations else {})}
-                for e in events
-            ],
-        })
+        report.append(
+            {
+                "case": case.id,
+                "territory": case.title,
+                "id_ti": s.territory.id_ti,
+                "story": s.role,
+                "members": [
+                    f"{g.name} ({g.nature})"
+                    for m in case.data["perimeter"]["members"]
+                    if (g := engine.catalog.reference.groupement(m))
+                ],
+                "regions": [engine.catalog.reference.region_name(r) for r in case.regions],
+                "state": case.state,
+                "notes": s.notes,
+                "path": [
+                    {
+                        "at": paris(e.at).isoformat(),
+                        "trigger": e.trigger,
+                        "from": e.source,
+                        "to": e.dest,
+                        "by": e.actor,
+                        **(
+                            {"missing_opinions": e.annotations["missing_opinions"]}
+                            if "missing_opinions" in e.annotations
+                            else {}
+                        ),
+                    }
+                    for e in events
+                ],
+            }
+        )
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
         return
@@ -240,22 +294,37 @@ def _print_report(report: list[dict[str, Any]], settings: Settings) -> None:
     console.rule("ti-workflow demo: campaign ti-2023-2027 in simulated time")
     summary = Table("case", "territory", "story", "groupements", "regions", "final state")
     for r in report:
-        summary.add_row(str(r["case"]), r["territory"], r["story"], str(len(r["members"])),
-                        ", ".join(r["regions"]), r["state"])
+        summary.add_row(
+            str(r["case"]),
+            r["territory"],
+            r["story"],
+            str(len(r["members"])),
+            ", ".join(r["regions"]),
+            r["state"],
+        )
     console.print(summary)
     for r in report:
-        console.print(f"\n[bold]#{r['case']} {r['territory']}[/] ({r['story']}) -> [bold]{r['state']}[/]")
+        console.print(
+            f"\n[bold]#{r['case']} {r['territory']}[/] ({r['story']}) -> [bold]{r['state']}[/]"
+        )
         console.print("  " + "; ".join(r["members"]), highlight=False)
         path = Table("when (Paris)", "trigger", "from -> to", "by", box=None, pad_edge=False)
         for step in r["path"]:
             when = datetime.fromisoformat(step["at"]).strftime("%d/%m/%Y %H:%M")
             by = "candidate" if step["by"].startswith("candidate:") else step["by"]
-            extra = (f" (missing: {', '.join(step['missing_opinions'])})"
-                     if step.get("missing_opinions") else "")
-            path.add_row(when, step["trigger"] + extra, f"{step['from'] or '-'} -> {step['to']}", by)
+            extra = (
+                f" (missing: {', '.join(step['missing_opinions'])})"
+                if step.get("missing_opinions")
+                else ""
+            )
+            path.add_row(
+                when, step["trigger"] + extra, f"{step['from'] or '-'} -> {step['to']}", by
+            )
         console.print(path)
         for note in r["notes"]:
             console.print(f"  [yellow]{note}[/]", highlight=False)
     labelled = sum(1 for r in report if r["state"] == "labelled")
-    console.print(f"\n{labelled} labelled of {len(report)} candidacies. Database: {settings.db_url}")
+    console.print(
+        f"\n{labelled} labelled of {len(report)} candidacies. Database: {settings.db_url}"
+    )
     console.print("Try: ti-workflow --db " + settings.db_url + " case history 1")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine as SqlEngine
+from sqlalchemy import Connection
+from sqlalchemy import Engine as SqlEngine
 
 from ti_workflow.clock import Clock, SystemClock
 from ti_workflow.domain.actors import (
@@ -111,14 +112,14 @@ class Engine:
 
     # --- commands -----------------------------------------------------------------
 
-    def create_case(
-        self, workflow: str, campaign: str, data: Any, actor: Actor
-    ) -> StoredCase:
+    def create_case(self, workflow: str, campaign: str, data: Any, actor: Actor) -> StoredCase:
         definition = self.catalog.current_definition(workflow)
         self.catalog.campaign(campaign)
         if actor.role not in definition.create_roles:
             raise Forbidden(
-                actor.label, f"create a {workflow} case", f"only {', '.join(definition.create_roles)}"
+                actor.label,
+                f"create a {workflow} case",
+                f"only {', '.join(definition.create_roles)}",
             )
         form = FORMS[definition.form]
         clean = form.parse(data)
@@ -138,10 +139,18 @@ class Engine:
                 at=now,
             )
             blank = repo.load_case(conn, case_id)
-            event = self._event(blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {})
+            event = self._event(
+                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {}
+            )
             repo.append(
-                conn, blank, [event], state=definition.initial, facts={},
-                data=clean, regions=regions, title=form.title(clean),
+                conn,
+                blank,
+                [event],
+                state=definition.initial,
+                facts={},
+                data=clean,
+                regions=regions,
+                title=form.title(clean),
             )
             return repo.load_case(conn, case_id)
 
@@ -153,16 +162,26 @@ class Engine:
             case = self._load_for_write(conn, case_id, actor, expected_version)
             definition = self.catalog.definition(case.definition_version)
             if actor.role != CANDIDATE:
-                raise Forbidden(actor.label, f"edit case {case_id}", "only its candidate edits a file")
+                raise Forbidden(
+                    actor.label, f"edit case {case_id}", "only its candidate edits a file"
+                )
             if case.state not in definition.editable_in:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
             form = FORMS[definition.form]
             clean = form.parse(data)
             regions = form.regions(clean, self.catalog.reference)
-            event = self._event(case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {})
+            event = self._event(
+                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
+            )
             repo.append(
-                conn, case, [event], state=case.state, facts=case.facts,
-                data=clean, regions=regions, title=form.title(clean),
+                conn,
+                case,
+                [event],
+                state=case.state,
+                facts=case.facts,
+                data=clean,
+                regions=regions,
+                title=form.title(clean),
             )
             return repo.load_case(conn, case_id)
 
@@ -189,7 +208,7 @@ class Engine:
         self._check_visible(case, actor)
         return case
 
-    def list(
+    def list_cases(
         self,
         actor: Actor,
         *,
@@ -301,7 +320,9 @@ class Engine:
     def _failed_rules(ctx: Context, t: Transition) -> list[Rule]:
         return [rule for name in t.guards for rule in GUARDS[name](ctx)]
 
-    def _resolve(self, definition: Definition, case: StoredCase, trigger: str, state: str) -> Transition:
+    def _resolve(
+        self, definition: Definition, case: StoredCase, trigger: str, state: str
+    ) -> Transition:
         candidates = definition.transitions_for(trigger)
         if not candidates:
             raise UnknownTrigger(definition.name, trigger, definition.triggers)
@@ -327,7 +348,9 @@ class Engine:
         if refusal is not None:
             raise Forbidden(actor.label, f"fire {trigger!r} on case {case.id}", refusal)
         if t.automatic and actor.role != SYSTEM:
-            raise Forbidden(actor.label, f"fire {trigger!r}", "automatic transitions are the system's")
+            raise Forbidden(
+                actor.label, f"fire {trigger!r}", "automatic transitions are the system's"
+            )
         clean = validate_payload(t, payload)
         events: list[Event] = []
         state, facts = case.state, dict(case.facts)
@@ -351,7 +374,9 @@ class Engine:
                 ctx = self._context(current, step, who, now, body, state, facts)
             prev = events[-1] if events else None
             events.append(
-                self._event(current, step.trigger, state, dest, who, now, dict(body), annotations, prev)
+                self._event(
+                    current, step.trigger, state, dest, who, now, dict(body), annotations, prev
+                )
             )
             state = dest
             step = self._next_automatic(definition, current, state, facts, now)
@@ -403,4 +428,3 @@ class Engine:
             prev_hash=prev_hash,
         )
         return Event(**{**event.__dict__, "hash": event.compute_hash()})
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -21,8 +21,8 @@ def _bundled(name: str) -> Path:
 @dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB
-    workflows_dir: Path = _bundled("workflows")
-    notifications_dir: Path = _bundled("notifications")
+    workflows_dir: Path = field(default_factory=lambda: _bundled("workflows"))
+    notifications_dir: Path = field(default_factory=lambda: _bundled("notifications"))
 
     @property
     def campaigns_dir(self) -> Path:

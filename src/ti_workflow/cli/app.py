@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -40,6 +40,7 @@ def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Create or upgrade the database schema, load reference data, store definitions."""
     s = settings(db)
     report = initialise(s)
+    new = f" (new: {', '.join(report.new_definitions)})" if report.new_definitions else ""
     emit(
         {
             "database": s.db_url,
@@ -53,7 +54,7 @@ def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             f"Database ready: {s.db_url}\n"
             f"Reference data: {', '.join(f'{v} {k}' for k, v in report.reference_rows.items())}\n"
             f"Workflows: {', '.join(f'{k}@{v[:12]}' for k, v in report.definitions.items())}"
-            f"{' (new: ' + ', '.join(report.new_definitions) + ')' if report.new_definitions else ''}\n"
+            f"{new}\n"
             f"Campaigns: {', '.join(report.campaigns)}",
             highlight=False,
         ),
@@ -64,7 +65,8 @@ def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 @command
 def validate(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Files to check (default: every workflow and campaign).")
+        list[Path] | None,
+        typer.Argument(help="Files to check (default: every workflow and campaign)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -101,13 +103,23 @@ def workflows_list(as_json: JsonOpt = False) -> None:
     """The workflow files and their current versions."""
     s = settings(None)
     defs = load_definitions(s.workflow_files())
-    rows = [{"workflow": d.name, "version": d.version, "file": d.source,
-             "states": list(d.state_names), "triggers": list(d.triggers)} for d in defs]
+    rows: list[dict[str, Any]] = [
+        {
+            "workflow": d.name,
+            "version": d.version,
+            "file": d.source,
+            "states": list(d.state_names),
+            "triggers": list(d.triggers),
+        }
+        for d in defs
+    ]
 
     def human() -> None:
         table = Table("workflow", "version", "states", "triggers")
         for r in rows:
-            table.add_row(r["workflow"], r["version"][:12], str(len(r["states"])), ", ".join(r["triggers"]))
+            table.add_row(
+                r["workflow"], r["version"][:12], str(len(r["states"])), ", ".join(r["triggers"])
+            )
         console.print(table)
 
     emit(rows, as_json, human)
@@ -126,8 +138,11 @@ def workflows_diagram(
         raise NotFound("workflow", name)
     definition = load_definition(path)
     text = CompiledMachine(definition).mermaid()
-    emit({"workflow": definition.name, "version": definition.version, "mermaid": text},
-         as_json, lambda: print(text, end=""))
+    emit(
+        {"workflow": definition.name, "version": definition.version, "mermaid": text},
+        as_json,
+        lambda: print(text, end=""),
+    )
 
 
 @app.command()

@@ -31,7 +31,9 @@ CaseId = Annotated[int, typer.Argument(help="The case number.", min=1)]
 DataOpt = Annotated[Path, typer.Option("--data", help="JSON file (or - for standard input).")]
 IfVersion = Annotated[
     int | None,
-    typer.Option("--if-version", help="Refuse (conflict) unless the case is still at this version."),
+    typer.Option(
+        "--if-version", help="Refuse (conflict) unless the case is still at this version."
+    ),
 ]
 
 
@@ -53,12 +55,16 @@ def _print_case(case: StoredCase) -> None:
     opinions = case.facts.get("opinions") or {}
     for region, bodies in sorted(opinions.items()):
         for body, o in sorted(bodies.items()):
-            console.print(f"  opinion {region}/{body}: {o['opinion']} ({o['reasons']})", highlight=False)
+            console.print(
+                f"  opinion {region}/{body}: {o['opinion']} ({o['reasons']})", highlight=False
+            )
     if case.facts.get("missing_opinions"):
         console.print(f"  missing opinions: {', '.join(case.facts['missing_opinions'])}")
     if case.facts.get("decision"):
         d = case.facts["decision"]
-        console.print(f"  decision: {d['decision']}" + (f" ({d['reason']})" if d.get("reason") else ""))
+        console.print(
+            f"  decision: {d['decision']}" + (f" ({d['reason']})" if d.get("reason") else "")
+        )
 
 
 def _print_events(events: list[Event]) -> None:
@@ -116,7 +122,9 @@ def fire(
     trigger: Annotated[str, typer.Argument(help="e.g. submit, give_opinion, label.")],
     as_: AsOpt,
     data: Annotated[Path | None, typer.Option("--data", help="Payload JSON file.")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Shortcut for a payload reason.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Shortcut for a payload reason.")
+    ] = None,
     if_version: IfVersion = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -134,13 +142,18 @@ def fire(
             console.print(f"case {e.case_id}: {e.trigger}: {e.source} -> {e.dest}", highlight=False)
         _print_case(result.case)
 
-    emit({"case": case_view(result.case), "events": [event_view(e) for e in result.events]},
-         as_json, human)
+    emit(
+        {"case": case_view(result.case), "events": [event_view(e) for e in result.events]},
+        as_json,
+        human,
+    )
 
 
 @app.command("show")
 @command
-def show(case_id: CaseId, as_: AsOpt = "auditor", db: DbOpt = None, as_json: JsonOpt = False) -> None:
+def show(
+    case_id: CaseId, as_: AsOpt = "auditor", db: DbOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show a case (as auditor unless --as says otherwise)."""
     case = engine(db).get(case_id, actor(as_))
     emit(case_view(case), as_json, lambda: _print_case(case))
@@ -154,33 +167,64 @@ def list_cases(
     region: Annotated[str | None, typer.Option("--region", help="INSEE region code.")] = None,
     campaign: Annotated[str | None, typer.Option("--campaign")] = None,
     workflow: Annotated[str | None, typer.Option("--workflow")] = None,
-    search: Annotated[str | None, typer.Option("--search", help="Text in the territory name.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Text in the territory name.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the cases the actor may see, filtered."""
-    cases, total = engine(db).list(
-        actor(as_), workflow=workflow, state=state, campaign=campaign, region=region,
-        text=search, limit=limit, offset=offset,
+    cases, total = engine(db).list_cases(
+        actor(as_),
+        workflow=workflow,
+        state=state,
+        campaign=campaign,
+        region=region,
+        text=search,
+        limit=limit,
+        offset=offset,
     )
 
     def human() -> None:
-        table = Table("id", "territory", "state", "regions", "version", "updated (Paris)",
-                      caption=f"{len(cases)} of {total}")
+        table = Table(
+            "id",
+            "territory",
+            "state",
+            "regions",
+            "version",
+            "updated (Paris)",
+            caption=f"{len(cases)} of {total}",
+        )
         for c in cases:
-            table.add_row(str(c.id), c.title, c.state, ", ".join(c.regions), str(c.version),
-                          paris(c.updated_at).strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                str(c.id),
+                c.title,
+                c.state,
+                ", ".join(c.regions),
+                str(c.version),
+                paris(c.updated_at).strftime("%Y-%m-%d %H:%M"),
+            )
         console.print(table)
 
-    emit({"total": total, "limit": limit, "offset": offset,
-          "cases": [case_view(c, with_data=False) for c in cases]}, as_json, human)
+    emit(
+        {
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "cases": [case_view(c, with_data=False) for c in cases],
+        },
+        as_json,
+        human,
+    )
 
 
 @app.command("history")
 @command
-def history(case_id: CaseId, as_: AsOpt = "auditor", db: DbOpt = None, as_json: JsonOpt = False) -> None:
+def history(
+    case_id: CaseId, as_: AsOpt = "auditor", db: DbOpt = None, as_json: JsonOpt = False
+) -> None:
     """Every event of a case, in order, with its hash chain."""
     events = engine(db).history(case_id, actor(as_))
     emit([event_view(e) for e in events], as_json, lambda: _print_events(events))
@@ -195,7 +239,9 @@ def triggers(case_id: CaseId, as_: AsOpt, db: DbOpt = None, as_json: JsonOpt = F
     def human() -> None:
         for o in options:
             mark = "[green]yes[/]" if o.allowed else "[red]no[/]"
-            console.print(f"{mark}  {o.trigger} -> {o.dest}" + (f"  ({o.refusal})" if o.refusal else ""))
+            console.print(
+                f"{mark}  {o.trigger} -> {o.dest}" + (f"  ({o.refusal})" if o.refusal else "")
+            )
             for r in o.failed_rules:
                 console.print(f"       - {r}", highlight=False)
 

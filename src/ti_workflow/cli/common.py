@@ -25,7 +25,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: TI_WORKFLOW_DB or sqlite:///ti_workflow.db)."),
+    typer.Option(
+        "--db", help="Database URL (default: TI_WORKFLOW_DB or sqlite:///ti_workflow.db)."
+    ),
 ]
 AsOpt = Annotated[
     str,
@@ -68,14 +70,20 @@ def read_json_file(path: Path, option: str) -> Any:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InvalidData("input", [FieldError(option, f"cannot read {path}: {exc.strerror}")]) from None
+        raise InvalidData(
+            "input", [FieldError(option, f"cannot read {path}: {exc.strerror}")]
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidData(
             "input",
-            [FieldError(option, f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                                f"{exc.msg})")],
+            [
+                FieldError(
+                    option,
+                    f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                )
+            ],
         ) from None
 
 
@@ -99,7 +107,9 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             if as_json:
                 body = {"error": exc.kind, "message": str(exc), "rules": exc.details()}
                 sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
-            err_console.print(f"[bold red]error[/] ({exc.kind}): {escape(str(exc))}", highlight=False)
+            err_console.print(
+                f"[bold red]error[/] ({exc.kind}): {escape(str(exc))}", highlight=False
+            )
             raise typer.Exit(code) from None
 
     return wrapper

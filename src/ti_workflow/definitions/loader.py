@@ -60,12 +60,14 @@ def read_yaml(path: Path) -> Any:
 
 
 def parse_yaml_text(text: str) -> Any:
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def content_version(document: Any) -> str:
     """A definition version: SHA-256 of the document's canonical JSON (comments don't count)."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -214,7 +216,9 @@ def parse_definition(document: Any, file: str) -> Definition:
         trigger = c.name(raw.get("trigger"), f"{path}.trigger", "trigger") or ""
         sources = c.names(raw.get("source", []), f"{path}.source", "state")
         for j, s in enumerate(sources):
-            spath = f"{path}.source[{j}]" if isinstance(raw.get("source"), list) else f"{path}.source"
+            spath = (
+                f"{path}.source[{j}]" if isinstance(raw.get("source"), list) else f"{path}.source"
+            )
             check_state(s, spath)
             if trigger:
                 if (trigger, s) in seen_pairs:
@@ -232,7 +236,8 @@ def parse_definition(document: Any, file: str) -> Definition:
         for j, g in enumerate(guards):
             if g not in GUARDS:
                 c.error(
-                    f"{path}.guards[{j}]", f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})"
+                    f"{path}.guards[{j}]",
+                    f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})",
                 )
         effects = c.names(raw.get("effects", []), f"{path}.effects", "effect")
         for j, e in enumerate(effects):
@@ -247,7 +252,9 @@ def parse_definition(document: Any, file: str) -> Definition:
                 c.error(f"{path}.{flag}", f"must be true or false, got {raw[flag]!r}")
         automatic = raw.get("automatic") is True
         if automatic and roles != ("system",):
-            c.error(f"{path}.roles", "an automatic transition is taken by the system: roles: [system]")
+            c.error(
+                f"{path}.roles", "an automatic transition is taken by the system: roles: [system]"
+            )
         transitions.append(
             Transition(
                 trigger=trigger,
@@ -334,18 +341,21 @@ def _check_graph(
             if nxt not in reached:
                 reached.add(nxt)
                 queue.append(nxt)
-    for s in states:
-        if s.name not in reached:
-            c.error(f"states.{s.name}", f"unreachable state: no transition leads there from {initial!r}")
-        leaves = any(dest != s.name for dest in edges.get(s.name, ()))
-        if not s.final and not leaves:
+    for state in states:
+        if state.name not in reached:
             c.error(
-                f"states.{s.name}",
+                f"states.{state.name}",
+                f"unreachable state: no transition leads there from {initial!r}",
+            )
+        leaves = any(dest != state.name for dest in edges.get(state.name, ()))
+        if not state.final and not leaves:
+            c.error(
+                f"states.{state.name}",
                 "dead end: a state that is not final needs a transition leaving it "
                 "(or mark it final: true)",
             )
-        if s.final and edges.get(s.name):
-            c.error(f"states.{s.name}", "a final state cannot have outgoing transitions")
+        if state.final and edges.get(state.name):
+            c.error(f"states.{state.name}", "a final state cannot have outgoing transitions")
 
 
 def load_definition(path: Path, display: str | None = None) -> Definition:

@@ -20,8 +20,7 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-
 REGION_RE = re.compile(r"^\d{2,3}$")
 
 ACTOR_FORMS = (
-    "candidate:EMAIL, regional_council:RR, state_services:RR, national_committee, "
-    "auditor, system"
+    "candidate:EMAIL, regional_council:RR, state_services:RR, national_committee, auditor, system"
 )
 
 
@@ -48,7 +47,9 @@ def parse_actor(text: str) -> Actor:
     role, _, qualifier = text.strip().partition(":")
 
     def bad(message: str) -> InvalidData:
-        return InvalidData("actor", [FieldError("--as", f"{message}; expected one of {ACTOR_FORMS}")])
+        return InvalidData(
+            "actor", [FieldError("--as", f"{message}; expected one of {ACTOR_FORMS}")]
+        )
 
     if role not in ROLES:
         raise bad(f"unknown role {role!r}")
@@ -63,4 +64,3 @@ def parse_actor(text: str) -> Actor:
     if qualifier:
         raise bad(f"{role} takes no qualifier, got {qualifier!r}")
     return Actor(role)
-

@@ -62,7 +62,9 @@ class Action(_Strict):
 
 
 class CandidacyForm(_Strict):
-    territory_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    territory_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
+    ]
     contact_email: Email
     perimeter: Perimeter = Field(default_factory=Perimeter)
     governance: Governance = Field(default_factory=Governance)

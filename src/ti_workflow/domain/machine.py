@@ -16,7 +16,7 @@ from ti_workflow.domain.definition import Definition
 class _Case:
     """The plain object transitions attaches to (no ``__eq__``, no pydantic)."""
 
-    __slots__ = ("__dict__", "state")
+    state: str
 
 
 class IllegalStep(Exception):

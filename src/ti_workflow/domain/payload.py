@@ -10,7 +10,6 @@ from ti_workflow.domain.definition import PayloadField, Transition
 from ti_workflow.errors import FieldError, InvalidData
 
 
-
 def declared_fields(t: Transition) -> tuple[PayloadField, ...]:
     """The transition's fields, plus ``reason`` (optional everywhere, required where declared)."""
     reason = PayloadField("reason", "text", required=t.reason_required)

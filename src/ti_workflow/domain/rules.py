@@ -369,7 +369,9 @@ FORMS: dict[str, Form] = {
     "candidacy": Form(
         name="candidacy",
         parse=lambda data: normalise(parse_candidacy(data)),
-        regions=lambda data, ref: ref.regions_of((data.get("perimeter") or {}).get("members") or []),
+        regions=lambda data, ref: ref.regions_of(
+            (data.get("perimeter") or {}).get("members") or []
+        ),
         title=lambda data: str(data.get("territory_name", "")),
         owner_email=lambda data: data.get("contact_email"),
     ),

@@ -69,5 +69,3 @@ def stored_campaigns(conn: Connection) -> list[Campaign]:
         parse_campaign(parse_yaml_text(row.text), f"campaign {row.id}")
         for row in conn.execute(select(campaigns_t)).all()
     ]
-
-

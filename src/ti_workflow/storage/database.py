@@ -36,16 +36,27 @@ def make_engine(url: str) -> Engine:
     except ArgumentError:
         raise InvalidData(
             "database URL",
-            [FieldError("--db", f"{url!r} is not a database URL; e.g. sqlite:///ti_workflow.db "
-                        "or postgresql+psycopg://user@host/dbname")],
+            [
+                FieldError(
+                    "--db",
+                    f"{url!r} is not a database URL; e.g. sqlite:///ti_workflow.db "
+                    "or postgresql+psycopg://user@host/dbname",
+                )
+            ],
         ) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     raise InvalidData(
-        "database URL", [FieldError("--db", f"unsupported database {parsed.get_backend_name()!r}; "
-                                    "use sqlite:/// or postgresql+psycopg://")]
+        "database URL",
+        [
+            FieldError(
+                "--db",
+                f"unsupported database {parsed.get_backend_name()!r}; "
+                "use sqlite:/// or postgresql+psycopg://",
+            )
+        ],
     )
 
 

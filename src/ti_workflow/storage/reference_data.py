@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -19,8 +20,8 @@ communes_t = CommuneRow.__table__  # type: ignore[attr-defined]
 
 
 def read_csv(name: str) -> Iterator[dict[str, str]]:
-    with (resources.files("ti_workflow.data") / name).open(encoding="utf-8", newline="") as fh:
-        yield from csv.DictReader(fh)
+    text = (resources.files("ti_workflow.data") / name).read_text(encoding="utf-8")
+    yield from csv.DictReader(io.StringIO(text, newline=""))
 
 
 def _int(text: str) -> int:

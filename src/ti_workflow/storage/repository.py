@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ti_workflow.domain.events import Event
 from ti_workflow.errors import Conflict, NotFound
@@ -236,7 +236,9 @@ def list_cases(
     for region in (f.region, f.scope_region):
         if region:
             query = query.where(
-                cases.c.id.in_(select(case_regions.c.case_id).where(case_regions.c.region == region))
+                cases.c.id.in_(
+                    select(case_regions.c.case_id).where(case_regions.c.region == region)
+                )
             )
     if f.text:
         pattern = f"%{f.text.lower()}%"
