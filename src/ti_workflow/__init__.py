@@ -7,7 +7,8 @@ The public API: open an :class:`Engine` over an initialised database and drive c
     settings = Settings.from_env()
     initialise(settings)
     engine = open_engine(settings)
-    case = engine.create_case("candidacy", "ti-2023-2027", data, Actor("candidate", email="ti@example.org"))
+    candidate = Actor("candidate", email="ti@example.org")
+    case = engine.create_case("candidacy", "ti-2023-2027", data, candidate)
 """
 
 from __future__ import annotations
