@@ -209,3 +209,22 @@ def test_listing_scopes_and_filters(make_engine: Any, db_url: str) -> None:
     assert [c.id for c in engine.list_cases(COMMITTEE, text="estuaire")[0]] == [theirs.id]
     page, total = engine.list_cases(AUDITOR, limit=1, offset=1)
     assert total == 2 and [c.id for c in page] == [theirs.id]
+
+
+def test_a_failing_hook_rolls_the_whole_command_back(make_engine: Any, db_url: str) -> None:
+    """Hooks (outbox, timers, territories) write in the command's transaction: all or nothing."""
+    engine = make_engine(db_url)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    seen: list[tuple[str, int]] = []
+
+    def failing_hook(conn: Any, change: Any) -> None:
+        seen.append((change.case.state, change.case.version))
+        raise RuntimeError("outbox unavailable")
+
+    engine.hooks.append(failing_hook)
+    with pytest.raises(RuntimeError):
+        engine.fire(case.id, "submit", CANDIDATE)
+    assert seen == [("submitted", 2)]
+    engine.hooks.clear()
+    after = engine.get(case.id, AUDITOR)
+    assert (after.state, after.version, after.last_seq) == ("draft", 1, 1)

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as SqlEngine
 
+from ti_workflow.audit.install import install as install_audit
 from ti_workflow.clock import Clock, SystemClock
 from ti_workflow.definitions.campaigns import load_campaign
 from ti_workflow.definitions.loader import load_definitions
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
+from ti_workflow.scheduling.install import install as install_scheduling
 from ti_workflow.settings import Settings
 from ti_workflow.storage import catalog as stored
 from ti_workflow.storage.database import check_schema, make_engine, upgrade
 from ti_workflow.storage.reference_data import load_reference_data, load_referential
+from ti_workflow.territories.install import install as install_territories
 
 
 @dataclass(frozen=True)
@@ -82,4 +85,7 @@ def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
         campaigns = {c.id: c for c in stored.stored_campaigns(conn)}
         reference = load_referential(conn)
     catalog = Catalog(definitions, current, campaigns, reference)
-    return Engine(db, catalog, clock)
+    engine = Engine(db, catalog, clock)
+    for install in (install_audit, install_scheduling, install_territories):
+        install(engine, settings)
+    return engine

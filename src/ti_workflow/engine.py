@@ -9,8 +9,8 @@ its hash-chained events together. Any exception rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -104,11 +104,41 @@ class FireResult:
     events: tuple[Event, ...]
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one command wrote, handed to the hooks inside the same transaction."""
+
+    before: StoredCase | None
+    case: StoredCase
+    events: tuple[Event, ...]
+    definition: Definition
+    campaign: Campaign
+    actor: Actor
+    now: datetime
+
+
+Hook = Callable[[Connection, Change], None]
+"""Runs inside the command's transaction after the case and events are written (outbox rows,
+timers, territory records...). An exception rolls the whole command back."""
+
+ContextProvider = Callable[[Connection, StoredCase, str], Mapping[str, Any]]
+"""Adds read-only facts from the database to the guards' ``Context.extra`` for one trigger."""
+
+
 class Engine:
-    def __init__(self, db: SqlEngine, catalog: Catalog, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: SqlEngine,
+        catalog: Catalog,
+        clock: Clock | None = None,
+        hooks: Sequence[Hook] = (),
+        context_providers: Sequence[ContextProvider] = (),
+    ) -> None:
         self.db = db
         self.catalog = catalog
         self.clock: Clock = clock or SystemClock()
+        self.hooks: list[Hook] = list(hooks)
+        self.context_providers: list[ContextProvider] = list(context_providers)
 
     # --- commands -----------------------------------------------------------------
 
@@ -142,7 +172,7 @@ class Engine:
             event = self._event(
                 blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {}
             )
-            repo.append(
+            version = repo.append(
                 conn,
                 blank,
                 [event],
@@ -152,7 +182,11 @@ class Engine:
                 regions=regions,
                 title=form.title(clean),
             )
-            return repo.load_case(conn, case_id)
+            case = _advanced(
+                blank, [event], version, definition.initial, {}, clean, regions, form.title(clean)
+            )
+            self._run_hooks(conn, None, case, [event], actor, now)
+            return case
 
     def update_data(
         self, case_id: int, data: Any, actor: Actor, expected_version: int | None = None
@@ -173,7 +207,7 @@ class Engine:
             event = self._event(
                 case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
             )
-            repo.append(
+            version = repo.append(
                 conn,
                 case,
                 [event],
@@ -183,7 +217,11 @@ class Engine:
                 regions=regions,
                 title=form.title(clean),
             )
-            return repo.load_case(conn, case_id)
+            after = _advanced(
+                case, [event], version, case.state, case.facts, clean, regions, form.title(clean)
+            )
+            self._run_hooks(conn, case, after, [event], actor, now)
+            return after
 
     def fire(
         self,
@@ -196,9 +234,12 @@ class Engine:
         now = self.clock.now()
         with self.db.begin() as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
-            new_events, state, facts = self._plan(case, trigger, actor, payload or {}, now)
-            repo.append(conn, case, new_events, state=state, facts=facts)
-            return FireResult(repo.load_case(conn, case_id), tuple(new_events))
+            extra = self._extra(conn, case, trigger)
+            new_events, state, facts = self._plan(case, trigger, actor, payload or {}, now, extra)
+            version = repo.append(conn, case, new_events, state=state, facts=facts)
+            after = _advanced(case, new_events, version, state, facts)
+            self._run_hooks(conn, case, after, new_events, actor, now)
+            return FireResult(after, tuple(new_events))
 
     # --- reads --------------------------------------------------------------------
 
@@ -240,17 +281,20 @@ class Engine:
 
     def available_triggers(self, case_id: int, actor: Actor) -> list[TriggerOption]:
         """What the actor could fire now, with the reason or rules that would refuse it."""
-        case = self.get(case_id, actor)
-        definition = self.catalog.definition(case.definition_version)
         now = self.clock.now()
+        with read(self.db) as conn:
+            case = repo.load_case(conn, case_id)
+            self._check_visible(case, actor)
+            definition = self.catalog.definition(case.definition_version)
+            outgoing = [t for t in definition.outgoing(case.state) if not t.automatic]
+            extras = {t.trigger: self._extra(conn, case, t.trigger) for t in outgoing}
         options = []
-        for t in definition.outgoing(case.state):
-            if t.automatic:
-                continue
+        for t in outgoing:
             refusal = self._role_refusal(case, t, actor)
             rules: list[Rule] = []
             if refusal is None:
-                rules = self._failed_rules(self._context(case, t, actor, now, {}), t)
+                ctx = self._context(case, t, actor, now, {}, extra=extras[t.trigger])
+                rules = self._failed_rules(ctx, t)
             options.append(
                 TriggerOption(
                     trigger=t.trigger,
@@ -266,6 +310,35 @@ class Engine:
         return options
 
     # --- internals ----------------------------------------------------------------
+
+    def _extra(self, conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        for provider in self.context_providers:
+            extra.update(provider(conn, case, trigger))
+        return extra
+
+    def _run_hooks(
+        self,
+        conn: Connection,
+        before: StoredCase | None,
+        after: StoredCase,
+        events: Sequence[Event],
+        actor: Actor,
+        now: datetime,
+    ) -> None:
+        if not self.hooks:
+            return
+        change = Change(
+            before=before,
+            case=after,
+            events=tuple(events),
+            definition=self.catalog.definition(after.definition_version),
+            campaign=self.catalog.campaign(after.campaign_id),
+            actor=actor,
+            now=now,
+        )
+        for hook in self.hooks:
+            hook(conn, change)
 
     def _load_for_write(
         self, conn: Connection, case_id: int, actor: Actor, expected_version: int | None
@@ -301,6 +374,7 @@ class Engine:
         payload: Mapping[str, Any],
         state: str | None = None,
         facts: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Context:
         return Context(
             case_id=case.id,
@@ -314,6 +388,7 @@ class Engine:
             reference=self.catalog.reference,
             payload=payload,
             trigger=t.trigger,
+            extra=extra or {},
         )
 
     @staticmethod
@@ -339,6 +414,7 @@ class Engine:
         actor: Actor,
         payload: Mapping[str, Any],
         now: datetime,
+        extra: Mapping[str, Any],
     ) -> tuple[list[Event], str, dict[str, Any]]:
         """Compute the events one fire writes (the trigger, then automatic steps)."""
         definition = self.catalog.definition(case.definition_version)
@@ -359,7 +435,7 @@ class Engine:
         who, body = actor, clean
         for _ in range(MAX_AUTOMATIC_STEPS):
             assert step is not None
-            ctx = self._context(current, step, who, now, body, state, facts)
+            ctx = self._context(current, step, who, now, body, state, facts, extra)
             failed = self._failed_rules(ctx, step)
             if failed:
                 raise GuardRefused(case.id, step.trigger, failed)
@@ -371,7 +447,7 @@ class Engine:
             for name in step.effects:
                 facts, notes = EFFECTS[name](ctx)
                 annotations.update(notes)
-                ctx = self._context(current, step, who, now, body, state, facts)
+                ctx = self._context(current, step, who, now, body, state, facts, extra)
             prev = events[-1] if events else None
             events.append(
                 self._event(
@@ -379,7 +455,7 @@ class Engine:
                 )
             )
             state = dest
-            step = self._next_automatic(definition, current, state, facts, now)
+            step = self._next_automatic(definition, current, state, facts, now, extra)
             if step is None:
                 return events, state, facts
             who, body = Actor(SYSTEM), {}
@@ -392,9 +468,10 @@ class Engine:
         state: str,
         facts: Mapping[str, Any],
         now: datetime,
+        extra: Mapping[str, Any],
     ) -> Transition | None:
         for t in definition.automatic_from(state):
-            ctx = self._context(case, t, Actor(SYSTEM), now, {}, state, facts)
+            ctx = self._context(case, t, Actor(SYSTEM), now, {}, state, facts, extra)
             if not self._failed_rules(ctx, t):
                 return t
         return None
@@ -428,3 +505,30 @@ class Engine:
             prev_hash=prev_hash,
         )
         return Event(**{**event.__dict__, "hash": event.compute_hash()})
+
+
+def _advanced(
+    case: StoredCase,
+    events: Sequence[Event],
+    version: int,
+    state: str,
+    facts: dict[str, Any],
+    data: dict[str, Any] | None = None,
+    regions: Sequence[str] | None = None,
+    title: str = "",
+) -> StoredCase:
+    """The case as just written, without reading it back."""
+    last = events[-1]
+    changes: dict[str, Any] = {
+        "state": state,
+        "facts": facts,
+        "version": version,
+        "last_seq": last.seq,
+        "head_hash": last.hash,
+        "updated_at": last.at,
+    }
+    if data is not None:
+        changes["data"] = data
+        changes["regions"] = tuple(regions or ())
+        changes["title"] = title
+    return replace(case, **changes)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ti_workflow.domain import amendments  # noqa: F401  (registers its guards and forms)
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS

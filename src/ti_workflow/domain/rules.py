@@ -43,6 +43,8 @@ class Context:
     reference: Referential
     payload: Mapping[str, Any] = field(default_factory=dict)
     trigger: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Read-only facts from the database added by the engine's context providers."""
 
 
 Guard = Callable[[Context], list[Rule]]

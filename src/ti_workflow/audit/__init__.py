@@ -1,0 +1,1 @@
+"""Audit: replay, state at an instant, verification, checkpoints, export."""

@@ -1,0 +1,1 @@
+"""Scheduling adapter: timer rows, the sweeper, the APScheduler runner."""

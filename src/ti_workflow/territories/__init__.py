@@ -1,0 +1,1 @@
+"""Labelled territories and their effective-dated perimeter, governance and name."""
