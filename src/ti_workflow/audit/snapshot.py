@@ -1,0 +1,101 @@
+"""The state of one case, or of every case, as it was at an instant.
+
+Replays only the events recorded up to that instant, so the answer is what the
+live system showed then, whatever happened since (including later tampering of
+the ``cases`` table, which the replay never reads for state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ti_workflow.audit.replay import ReplayedCase, Replayer
+from ti_workflow.audit.store import by_case, cases_t, stream_events
+from ti_workflow.clock import paris, parse_instant
+from ti_workflow.engine import Engine
+from ti_workflow.errors import FieldError, InvalidData, NotFound
+from ti_workflow.storage.database import read
+
+
+@dataclass(frozen=True)
+class CaseAt:
+    at: datetime
+    case: ReplayedCase | None
+    """``None``: the case did not exist yet at that instant."""
+    last_event_at: datetime | None
+
+    def as_dict(self, with_data: bool = True) -> dict[str, Any]:
+        if self.case is None:
+            return {"at": self.at.isoformat(), "exists": False}
+        c = self.case
+        body: dict[str, Any] = {
+            "at": self.at.isoformat(),
+            "at_paris": paris(self.at).isoformat(),
+            "exists": True,
+            "id": c.case_id,
+            "title": c.title,
+            "workflow": c.workflow,
+            "definition_version": c.definition_version,
+            "state": c.state,
+            "regions": list(c.regions),
+            "opinions": c.facts.get("opinions", {}),
+            "decision": c.facts.get("decision"),
+            "last_seq": c.last_seq,
+            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
+        }
+        if with_data:
+            body["data"] = c.data
+            body["facts"] = c.facts
+        return body
+
+
+def parse_at(text: str, option: str = "--at") -> datetime:
+    """ISO 8601; without an offset the instant is read in Europe/Paris."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise InvalidData(
+            "instant",
+            [
+                FieldError(
+                    option,
+                    f"{text!r} is not an ISO 8601 instant; e.g. 2023-12-01, "
+                    "2023-09-22T23:59:59 (Europe/Paris) or 2023-09-22T21:59:59+00:00",
+                )
+            ],
+        ) from None
+
+
+def state_at(engine: Engine, case_id: int, at: datetime) -> CaseAt:
+    with read(engine.db) as conn:
+        row = conn.execute(select(cases_t.c.campaign_id).where(cases_t.c.id == case_id)).first()
+        if row is None:
+            raise NotFound("case", case_id)
+        events = list(stream_events(conn, case_id, until=at))
+    if not events:
+        return CaseAt(at, None, None)
+    r = Replayer(engine.catalog, case_id, row[0], check=False)
+    return CaseAt(at, r.apply_all(events), events[-1].at)
+
+
+def snapshot(
+    engine: Engine, at: datetime, state: str | None = None, workflow: str | None = None
+) -> Iterator[CaseAt]:
+    """Every case that existed at ``at``, in id order, streamed."""
+    with read(engine.db) as conn:
+        campaigns: dict[int, str] = dict(
+            conn.execute(select(cases_t.c.id, cases_t.c.campaign_id)).tuples().all()
+        )
+        for case_id, events in by_case(stream_events(conn, until=at)):
+            r = Replayer(engine.catalog, case_id, campaigns.get(case_id, ""), check=False)
+            case = r.apply_all(events)
+            if state is not None and case.state != state:
+                continue
+            if workflow is not None and case.workflow != workflow:
+                continue
+            yield CaseAt(at, case, events[-1].at)

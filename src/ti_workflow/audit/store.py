@@ -1,0 +1,100 @@
+"""Streamed reads for the audit: cases and events in ``(case_id, seq)`` order, never all at once.
+
+Memory stays bounded by one case's history whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import Connection, MetaData, Table, inspect, select
+
+from ti_workflow.domain.events import Event
+from ti_workflow.storage.repository import StoredCase, event_from_row
+from ti_workflow.storage.tables import CaseRow, EventRow
+
+cases_t = CaseRow.__table__  # type: ignore[attr-defined]
+events_t = EventRow.__table__  # type: ignore[attr-defined]
+BATCH = 5_000
+
+
+def stream_cases(conn: Connection, case_id: int | None = None) -> Iterator[StoredCase]:
+    query = select(cases_t).order_by(cases_t.c.id)
+    if case_id is not None:
+        query = query.where(cases_t.c.id == case_id)
+    for row in conn.execution_options(yield_per=BATCH).execute(query):
+        yield StoredCase.from_row(row)
+
+
+def stream_events(
+    conn: Connection,
+    case_id: int | None = None,
+    until: datetime | None = None,
+    since: datetime | None = None,
+) -> Iterator[Event]:
+    query = select(events_t).order_by(events_t.c.case_id, events_t.c.seq)
+    if case_id is not None:
+        query = query.where(events_t.c.case_id == case_id)
+    if until is not None:
+        query = query.where(events_t.c.at <= until)
+    if since is not None:
+        query = query.where(events_t.c.at >= since)
+    for row in conn.execution_options(yield_per=BATCH).execute(query):
+        yield event_from_row(row)
+
+
+def by_case(events: Iterator[Event]) -> Iterator[tuple[int, list[Event]]]:
+    for case_id, group in groupby(events, key=lambda e: e.case_id):
+        yield case_id, list(group)
+
+
+def outbox_table(conn: Connection) -> tuple[Table, str] | None:
+    """The notification outbox, if this database has one that names its event.
+
+    The outbox belongs to the notifications issue; the audit only relies on a table
+    ``outbox`` with ``case_id`` and ``event_seq`` (or ``seq``) columns.
+    """
+    if not inspect(conn).has_table("outbox"):
+        return None
+    table = Table("outbox", MetaData(), autoload_with=conn)
+    seq = next((n for n in ("event_seq", "seq") if n in table.c), None)
+    if "case_id" not in table.c or seq is None:
+        return None
+    return table, seq
+
+
+def notifications(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    found = outbox_table(conn)
+    if found is None:
+        return []
+    table, seq = found
+    rows = conn.execute(
+        select(table).where(table.c.case_id == case_id).order_by(table.c[seq])
+    ).all()
+    wanted = ("id", seq, "recipient", "recipients", "to_addr", "subject", "status", "sent_at")
+    return [{k: v for k, v in r._mapping.items() if k in wanted and v is not None} for r in rows]
+
+
+def orphan_messages(conn: Connection, case_id: int | None = None) -> list[tuple[Any, int, Any]]:
+    """Outbox rows whose ``(case_id, seq)`` names no event: ``(message id, case_id, seq)``."""
+    found = outbox_table(conn)
+    if found is None:
+        return []
+    table, seq = found
+    ident = table.c["id"] if "id" in table.c else table.c[seq]
+    query = (
+        select(ident, table.c.case_id, table.c[seq])
+        .select_from(
+            table.outerjoin(
+                events_t,
+                (events_t.c.case_id == table.c.case_id) & (events_t.c.seq == table.c[seq]),
+            )
+        )
+        .where(events_t.c.id.is_(None))
+    )
+    if case_id is not None:
+        query = query.where(table.c.case_id == case_id)
+    return [(r[0], int(r[1]), r[2]) for r in conn.execute(query).all()]
