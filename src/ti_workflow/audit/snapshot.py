@@ -88,9 +88,9 @@ def snapshot(
 ) -> Iterator[CaseAt]:
     """Every case that existed at ``at``, in id order, streamed."""
     with read(engine.db) as conn:
-        campaigns: dict[int, str] = dict(
-            conn.execute(select(cases_t.c.id, cases_t.c.campaign_id)).tuples().all()
-        )
+        campaigns: dict[int, str] = {
+            int(r[0]): str(r[1]) for r in conn.execute(select(cases_t.c.id, cases_t.c.campaign_id))
+        }
         for case_id, events in by_case(stream_events(conn, until=at)):
             r = Replayer(engine.catalog, case_id, campaigns.get(case_id, ""), check=False)
             case = r.apply_all(events)

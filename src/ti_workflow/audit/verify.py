@@ -148,6 +148,28 @@ def compare(stored: StoredCase, replayed: ReplayedCase) -> list[Finding]:
         ("head_hash", stored.head_hash, replayed.head_hash),
     ]
     out = []
+    if stored.last_seq > replayed.last_seq:
+        out.append(
+            Finding(
+                stored.id,
+                replayed.last_seq + 1,
+                "event_missing",
+                f"the case row records {stored.last_seq} events but the log ends at "
+                f"#{replayed.last_seq}: events #{replayed.last_seq + 1}..#{stored.last_seq} "
+                "were deleted",
+            )
+        )
+    elif stored.last_seq < replayed.last_seq:
+        out.append(
+            Finding(
+                stored.id,
+                stored.last_seq + 1,
+                "event_added",
+                f"the case row records {stored.last_seq} events but the log holds "
+                f"{replayed.last_seq}: events after #{stored.last_seq} were added behind the "
+                "engine's back",
+            )
+        )
     for name, have, want in pairs:
         if have != want:
             shown_have, shown_want = _short(have), _short(want)
