@@ -83,11 +83,21 @@ class ReplayedCase:
         }
 
 
+_ACTORS: dict[tuple[str, str], Actor] = {}
+
+
 def _actor(event: Event) -> Actor:
-    try:
-        return parse_actor(event.actor)
-    except TiWorkflowError:
-        return Actor(event.role)
+    key = (event.actor, event.role)
+    actor = _ACTORS.get(key)
+    if actor is None:
+        try:
+            actor = parse_actor(event.actor)
+        except TiWorkflowError:
+            actor = Actor(event.role)
+        if len(_ACTORS) > 10_000:
+            _ACTORS.clear()
+        _ACTORS[key] = actor
+    return actor
 
 
 class Replayer:
@@ -109,10 +119,11 @@ class Replayer:
             self.apply(e)
         return self.case
 
-    def apply(self, e: Event) -> None:
+    def apply(self, e: Event, content_hash: str | None = None) -> None:
+        """``content_hash``: the event's recomputed hash when the caller has it already."""
         c = self.case
         if self.check:
-            self._check_chain(e)
+            self.check_chain(e, content_hash or e.compute_hash())
         c.events += 1
         c.last_seq, c.head_hash = e.seq, e.hash
         try:
@@ -138,7 +149,7 @@ class Replayer:
 
     # --- chain ----------------------------------------------------------------------
 
-    def _check_chain(self, e: Event) -> None:
+    def check_chain(self, e: Event, content_hash: str) -> None:
         c = self.case
         if e.case_id != c.case_id:
             self._fail(e.seq, "wrong_case", f"event belongs to case {e.case_id}")
@@ -158,12 +169,12 @@ class Replayer:
                 f"prev_hash {e.prev_hash[:12]}… does not match the previous event's hash "
                 f"{expected_prev[:12]}… (an event was deleted, inserted or reordered)",
             )
-        if e.hash != e.compute_hash():
+        if e.hash != content_hash:
             self._fail(
                 e.seq,
                 "hash_mismatch",
                 f"stored hash {e.hash[:12]}… differs from the hash of the event's content "
-                f"{e.compute_hash()[:12]}… (the event was edited after it was written)",
+                f"{content_hash[:12]}… (the event was edited after it was written)",
             )
 
     # --- event kinds ----------------------------------------------------------------
@@ -221,12 +232,16 @@ class Replayer:
         c = self.case
         form = FORMS[d.form]
         raw = e.payload.get("data")
-        try:
-            clean = form.parse(raw)
-        except InvalidData as exc:
-            if self.check:
+        clean: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        if self.check:
+            # The engine recorded the data already parsed and normalised: it must still be.
+            try:
+                if form.parse(raw) != raw:
+                    self._fail(
+                        e.seq, "payload_invalid", "recorded form data is not in its normalised form"
+                    )
+            except InvalidData as exc:
                 self._fail(e.seq, "payload_invalid", f"recorded form data is invalid: {exc}")
-            clean = dict(raw) if isinstance(raw, dict) else {}
         c.data = clean
         c.regions = form.regions(clean, self.catalog.reference)
         c.title = form.title(clean)
