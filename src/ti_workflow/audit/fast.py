@@ -98,11 +98,13 @@ def hashed_events(
     case_id: int | None = None,
     until: datetime | None = None,
     batch: int = 5_000,
+    hashed: bool = True,
 ) -> Iterator[HashedEvent]:
-    """Every event in ``(case_id, seq)`` order with its recomputed content hash."""
+    """Every event in ``(case_id, seq)`` order with its recomputed content hash
+    (``""`` when ``hashed`` is false: replaying for state needs no hash)."""
     if conn.dialect.name != "sqlite":
         for e in stream_events(conn, case_id, until=until):
-            yield e, content_hash(e, iso_utc(e.at))
+            yield e, content_hash(e, iso_utc(e.at)) if hashed else ""
         return
     where: list[str] = []
     params: list[Any] = []
@@ -143,6 +145,6 @@ def hashed_events(
                         "hash": h,
                     }
                 )
-                yield e, content_hash(e, iso, pay_text, notes_text)
+                yield e, content_hash(e, iso, pay_text, notes_text) if hashed else ""
     finally:
         cursor.close()

@@ -107,6 +107,7 @@ class Replayer:
         self.catalog = catalog
         self.case = ReplayedCase(case_id, campaign_id=campaign_id)
         self.check = check
+        self.campaign = catalog.campaigns.get(campaign_id)
         self.findings: list[Finding] = []
         self.broken = False
         """Once the chain or a step is impossible, later checks would only echo it."""
@@ -289,13 +290,25 @@ class Replayer:
                     f"{e.trigger!r} is not possible from {c.state!r} in version "
                     f"{d.short_version} (only from: {', '.join(sources) or 'nowhere'})",
                 )
-            else:
-                self._check_step(e, t, actor)
+        if t is not None and self.campaign is None:
+            if not self.broken:
+                self._fail(
+                    e.seq,
+                    "unknown_campaign",
+                    f"campaign {c.campaign_id!r} of the case is unknown: its rules "
+                    "cannot be re-evaluated",
+                )
+            t = None
         if t is None:
             self.broken = True
             c.state = e.dest
             return
+        if not self.check and not t.effects:
+            c.state = t.dest  # nothing to recompute: the hot path of snapshots
+            return
         ctx = self._context(e, t, actor)
+        if self.check:
+            self._check_step(e, t, actor, ctx)
         annotations: dict[str, Any] = {}
         for name in t.effects:
             c.facts, notes = EFFECTS[name](ctx)
@@ -319,7 +332,7 @@ class Replayer:
                 f"{self.case.definition_version[:12]} (no migration event in between)",
             )
 
-    def _check_step(self, e: Event, t: Transition, actor: Actor) -> None:
+    def _check_step(self, e: Event, t: Transition, actor: Actor, ctx: Context) -> None:
         c = self.case
         if e.dest != t.dest:
             self._fail(
@@ -351,7 +364,6 @@ class Replayer:
                 validate_payload(t, e.payload)
             except InvalidData as exc:
                 self._fail(e.seq, "payload_invalid", str(exc).replace("\n", " "))
-        ctx = self._context(e, t, actor)
         failed = [rule for name in t.guards for rule in GUARDS[name](ctx)]
         for rule in failed:
             self._fail(
@@ -368,7 +380,7 @@ class Replayer:
             regions=c.regions,
             actor=actor,
             now=e.at,
-            campaign=self.catalog.campaign(c.campaign_id),
+            campaign=self.campaign,  # type: ignore[arg-type]  # checked by _fire
             reference=self.catalog.reference,
             payload=e.payload,
             trigger=t.trigger,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ti_workflow.audit.fast import hashed_events
 from ti_workflow.audit.replay import ReplayedCase, Replayer
 from ti_workflow.audit.store import by_case, cases_t, stream_events
 from ti_workflow.clock import paris, parse_instant
@@ -91,7 +92,8 @@ def snapshot(
         campaigns: dict[int, str] = {
             int(r[0]): str(r[1]) for r in conn.execute(select(cases_t.c.id, cases_t.c.campaign_id))
         }
-        for case_id, events in by_case(stream_events(conn, until=at)):
+        stream = (e for e, _ in hashed_events(conn, until=at, hashed=False))
+        for case_id, events in by_case(stream):
             r = Replayer(engine.catalog, case_id, campaigns.get(case_id, ""), check=False)
             case = r.apply_all(events)
             if state is not None and case.state != state:
