@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 from audit_scenario import CLOSING, INSTANTS, run_campaign
 from conftest import AUDITOR, CANDIDATE, EngineFactory, candidacy, drive_to_regional_review, paris
 from ti_workflow.audit.checkpoints import take_checkpoint
+from ti_workflow.audit.fast import hashed_events
 from ti_workflow.audit.history import replay_case
 from ti_workflow.audit.snapshot import parse_at, snapshot, state_at
 from ti_workflow.audit.verify import verify
@@ -48,6 +49,9 @@ def test_replay_equals_live_state_across_a_whole_campaign(
     close = next(s for s in steps if s["trigger"] == "close_regional_review")
     assert close["at_paris"] == "2023-10-14T00:00:00+02:00"
     assert close["annotations"] == {"missing_opinions": ["53/state_services"]}
+    with engine.db.connect() as conn:  # the fast hash path agrees with the engine's hashes
+        pairs = list(hashed_events(conn))
+    assert len(pairs) == 28 and all(e.hash == digest for e, digest in pairs)
     report = verify(engine)
     assert report.ok, report.findings
     assert report.cases == 5 and report.events == sum(

@@ -94,6 +94,8 @@ KINDS: dict[str, Tamper] = {
     "submitted_after_window": late_submission,
 }
 
+CHAIN_KINDS = ("payload_edited", "event_deleted", "last_event_deleted", "events_swapped")
+
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_tampering_is_detected_and_located(
@@ -108,6 +110,9 @@ def test_tampering_is_detected_and_located(
     located = {(f.case_id, f.seq, f.code) for f in report.findings}
     assert (case_id, seq, code) in located, report.findings
     assert {f.case_id for f in report.findings} == {case_id}, "only the tampered case is named"
+    if kind in CHAIN_KINDS:  # what the quick pass (chains and heads only) must also catch
+        quick = {(f.case_id, f.seq, f.code) for f in verify(engine, quick=True).findings}
+        assert (case_id, seq, code) in quick
     assert verify(engine, case_id=run.ids["withdrawn"]).ok
 
 

@@ -176,6 +176,9 @@ def audit_verify(
         Path | None,
         typer.Option("--checkpoint", help="A checkpoint file (JSON or its root) kept elsewhere."),
     ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Hash chains and case heads only (no replay, no rules).")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -184,7 +187,7 @@ def audit_verify(
     document = load_checkpoint_file(checkpoint) if checkpoint else None
     total = count_events(e, case_id)
     with _progress(total, total >= PROGRESS_FROM and not _json(as_json)) as advance:
-        report = verify(e, case_id, advance)
+        report = verify(e, case_id, advance, quick=quick)
     if document is not None:
         report.findings.extend(verify_checkpoint(e, document))
     if not report.ok:
