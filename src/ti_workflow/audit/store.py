@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
@@ -27,6 +27,23 @@ def stream_cases(conn: Connection, case_id: int | None = None) -> Iterator[Store
         query = query.where(cases_t.c.id == case_id)
     for row in conn.execution_options(yield_per=BATCH).execute(query):
         yield StoredCase.from_row(row)
+
+
+class CaseHead(NamedTuple):
+    """What the quick verification needs of a case row (no JSON columns decoded)."""
+
+    id: int
+    campaign_id: str
+    last_seq: int
+    head_hash: str
+
+
+def stream_heads(conn: Connection, case_id: int | None = None) -> Iterator[CaseHead]:
+    query = select(cases_t.c.id, cases_t.c.campaign_id, cases_t.c.last_seq, cases_t.c.head_hash)
+    if case_id is not None:
+        query = query.where(cases_t.c.id == case_id)
+    for row in conn.execution_options(yield_per=BATCH).execute(query.order_by(cases_t.c.id)):
+        yield CaseHead(*row)
 
 
 def stream_events(

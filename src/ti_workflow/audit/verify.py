@@ -16,7 +16,14 @@ from sqlalchemy import func, select
 
 from ti_workflow.audit.fast import HashedEvent, hashed_events
 from ti_workflow.audit.replay import Finding, ReplayedCase, Replayer
-from ti_workflow.audit.store import cases_t, events_t, orphan_messages, stream_cases
+from ti_workflow.audit.store import (
+    CaseHead,
+    cases_t,
+    events_t,
+    orphan_messages,
+    stream_cases,
+    stream_heads,
+)
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.storage.database import read
 from ti_workflow.storage.repository import StoredCase
@@ -69,8 +76,9 @@ def verify(
 
             raise NotFound("case", case_id)
         groups = _by_case(hashed_events(conn, case_id))
+        rows: Iterator[Any] = (stream_heads if quick else stream_cases)(conn, case_id)
         check = _quick_case if quick else _verify_case
-        for stored, events in _merge(stream_cases(conn, case_id), groups):
+        for stored, events in _merge(rows, groups):
             report.findings.extend(check(engine.catalog, stored, events))
             if stored is not None:
                 report.cases += 1
@@ -90,8 +98,8 @@ def verify(
 
 
 def _merge(
-    cases: Iterator[StoredCase], groups: Iterator[tuple[int, list[Any]]]
-) -> Iterator[tuple[StoredCase | None, list[Any]]]:
+    cases: Iterator[Any], groups: Iterator[tuple[int, list[Any]]]
+) -> Iterator[tuple[Any, list[Any]]]:
     """Pair each case row with its events; either side may be missing."""
     case = next(cases, None)
     group = next(groups, None)
@@ -113,7 +121,7 @@ def _by_case(items: Iterator[HashedEvent]) -> Iterator[tuple[int, list[HashedEve
         yield case_id, list(group)
 
 
-def _missing(stored: StoredCase | None, events: list[HashedEvent]) -> list[Finding] | None:
+def _missing(stored: Any, events: list[HashedEvent]) -> list[Finding] | None:
     if stored is None:
         first = events[0][0]
         return [
@@ -137,7 +145,7 @@ def _missing(stored: StoredCase | None, events: list[HashedEvent]) -> list[Findi
 
 
 def _quick_case(
-    catalog: Catalog, stored: StoredCase | None, events: list[HashedEvent]
+    catalog: Catalog, stored: CaseHead | None, events: list[HashedEvent]
 ) -> list[Finding]:
     missing = _missing(stored, events)
     if missing is not None or stored is None:
@@ -147,7 +155,7 @@ def _quick_case(
         r.check_chain(e, digest)
         r.case.last_seq, r.case.head_hash = e.seq, e.hash
     replayed = r.case
-    out = r.findings + _head_findings(stored, replayed.last_seq)
+    out = r.findings + _head_findings(stored.id, stored.last_seq, replayed.last_seq)
     if stored.head_hash != replayed.head_hash and stored.last_seq == replayed.last_seq:
         out.append(
             Finding(
@@ -186,7 +194,7 @@ def compare(stored: StoredCase, replayed: ReplayedCase) -> list[Finding]:
         ("owner_email", stored.owner_email, replayed.owner_email),
         ("head_hash", stored.head_hash, replayed.head_hash),
     ]
-    out = _head_findings(stored, replayed.last_seq)
+    out = _head_findings(stored.id, stored.last_seq, replayed.last_seq)
     for name, have, want in pairs:
         if have != want:
             out.append(
@@ -200,26 +208,26 @@ def compare(stored: StoredCase, replayed: ReplayedCase) -> list[Finding]:
     return out
 
 
-def _head_findings(stored: StoredCase, last: int) -> list[Finding]:
+def _head_findings(case_id: int, stored_last: int, last: int) -> list[Finding]:
     """Events deleted at the end of a chain leave it intact: only the case head shows it."""
-    if stored.last_seq > last:
+    if stored_last > last:
         return [
             Finding(
-                stored.id,
+                case_id,
                 last + 1,
                 "event_missing",
-                f"the case row records {stored.last_seq} events but the log ends at "
-                f"#{last}: events #{last + 1}..#{stored.last_seq} were deleted",
+                f"the case row records {stored_last} events but the log ends at "
+                f"#{last}: events #{last + 1}..#{stored_last} were deleted",
             )
         ]
-    if stored.last_seq < last:
+    if stored_last < last:
         return [
             Finding(
-                stored.id,
-                stored.last_seq + 1,
+                case_id,
+                stored_last + 1,
                 "event_added",
-                f"the case row records {stored.last_seq} events but the log holds {last}: "
-                f"events after #{stored.last_seq} were added behind the engine's back",
+                f"the case row records {stored_last} events but the log holds {last}: "
+                f"events after #{stored_last} were added behind the engine's back",
             )
         ]
     return []
