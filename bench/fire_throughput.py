@@ -69,34 +69,15 @@ def candidacy(i: int) -> dict[str, Any]:
         "territory_name": f"Territoire d'industrie n°{i}",
         "contact_email": email_of(i),
         "perimeter": {"members": MEMBERS},
-        "governance": {
-            "members": [
-                {
-                    "name": "Présidence de l'intercommunalité",
-                    "role": "elected",
-                    "organisation": "CC Faucigny-Glières",
-                },
-                {
-                    "name": "Direction d'un site industriel",
-                    "role": "industrial",
-                    "organisation": "Industriel local",
-                },
-            ]
-        },
-        "letters_of_intent": [
-            {
-                "signatory": "Président(e)",
-                "organisation": "CC Faucigny-Glières",
-                "date": "2023-06-30",
-            }
-        ],
+        "governance": {"members": [
+            {"name": "Présidence de l'intercommunalité", "role": "elected", "organisation": "CC Faucigny-Glières"},
+            {"name": "Direction d'un site industriel", "role": "industrial", "organisation": "Industriel local"},
+        ]},
+        "letters_of_intent": [{"signatory": "Président(e)", "organisation": "CC Faucigny-Glières",
+                               "date": "2023-06-30"}],
         "action_plan": [
-            {
-                "title": "Campus des compétences industrielles",
-                "priority": "skills",
-                "summary": "Former et recruter sur les métiers en tension.",
-                "already_started": True,
-            },
+            {"title": "Campus des compétences industrielles", "priority": "skills",
+             "summary": "Former et recruter sur les métiers en tension.", "already_started": True},
         ],
     }
 
@@ -131,9 +112,7 @@ def seed(workdir: Path, cases: int) -> tuple[Path, list[int]]:
     initialise(settings_for(template), clock)
     engine = open_engine(settings_for(template), clock)
     ids = [
-        engine.create_case(
-            WORKFLOW, CAMPAIGN, candidacy(i), parse_actor(f"candidate:{email_of(i)}")
-        ).id
+        engine.create_case(WORKFLOW, CAMPAIGN, candidacy(i), parse_actor(f"candidate:{email_of(i)}")).id
         for i in range(cases)
     ]
     engine.db.dispose()
@@ -223,13 +202,9 @@ def _no_effect(facts: dict[str, Any], _regions: list[str], _at: str) -> tuple[di
 def _opinion(role: str, label: str) -> Effect:
     def effect(facts: dict[str, Any], _regions: list[str], at: str) -> tuple[dict, dict]:
         facts.setdefault("opinions", {}).setdefault(REGION, {})[role] = {
-            "opinion": OPINION["opinion"],
-            "reasons": OPINION["reasons"],
-            "at": at,
-            "actor": label,
+            "opinion": OPINION["opinion"], "reasons": OPINION["reasons"], "at": at, "actor": label,
         }
         return facts, {"region": REGION, "body": role}
-
     return effect
 
 
@@ -238,65 +213,22 @@ def _decision(facts: dict[str, Any], _regions: list[str], at: str) -> tuple[dict
     return facts, {"decision": "labelled"}
 
 
-Step = tuple[
-    str, str, str, str, str, dict[str, Any], Effect
-]  # trigger, actor, role, source, dest, payload, effect
+Step = tuple[str, str, str, str, str, dict[str, Any], Effect]  # trigger, actor, role, source, dest, payload, effect
 COUNCIL, STATE = f"regional_council:{REGION}", f"state_services:{REGION}"
 PLAIN_STEPS: dict[str, list[Step]] = {
     "submit": [("submit", "", "candidate", "draft", "submitted", {}, _record_regions)],
-    "start_regional_review": [
-        (
-            "start_regional_review",
-            "system",
-            "system",
-            "submitted",
-            "regional_review",
-            {},
-            _no_effect,
-        )
-    ],
-    "opinion_council": [
-        (
-            "give_opinion",
-            COUNCIL,
-            "regional_council",
-            "regional_review",
-            "regional_review",
-            OPINION,
-            _opinion("regional_council", COUNCIL),
-        )
-    ],
+    "start_regional_review": [("start_regional_review", "system", "system", "submitted",
+                               "regional_review", {}, _no_effect)],
+    "opinion_council": [("give_opinion", COUNCIL, "regional_council", "regional_review",
+                         "regional_review", OPINION, _opinion("regional_council", COUNCIL))],
     "opinion_state": [
-        (
-            "give_opinion",
-            STATE,
-            "state_services",
-            "regional_review",
-            "regional_review",
-            OPINION,
-            _opinion("state_services", STATE),
-        ),
-        (
-            "complete_regional_review",
-            "system",
-            "system",
-            "regional_review",
-            "national_review",
-            {},
-            _no_effect,
-        ),
+        ("give_opinion", STATE, "state_services", "regional_review", "regional_review", OPINION,
+         _opinion("state_services", STATE)),
+        ("complete_regional_review", "system", "system", "regional_review", "national_review", {},
+         _no_effect),
     ],
-    "label": [
-        (
-            "label",
-            "national_committee",
-            "national_committee",
-            "national_review",
-            "labelled",
-            {},
-            _decision,
-        )
-    ],
+    "label": [("label", "national_committee", "national_committee", "national_review", "labelled",
+               {}, _decision)],
 }
 
 
@@ -320,36 +252,13 @@ def plain_step(con: sqlite3.Connection, case_id: int, steps: list[Step], now: da
             facts, annotations = effect(facts, regions, at_iso)
             seq += 1
             body = {
-                "case_id": case_id,
-                "seq": seq,
-                "trigger": trigger,
-                "source": source,
-                "dest": dest,
-                "actor": actor,
-                "role": role,
-                "at": at_iso,
-                "payload": payload,
-                "annotations": annotations,
-                "definition_version": definition_version,
+                "case_id": case_id, "seq": seq, "trigger": trigger, "source": source, "dest": dest,
+                "actor": actor, "role": role, "at": at_iso, "payload": payload,
+                "annotations": annotations, "definition_version": definition_version,
             }
             digest = chain_hash(prev, body)
-            rows.append(
-                (
-                    case_id,
-                    seq,
-                    trigger,
-                    source,
-                    dest,
-                    actor,
-                    role,
-                    at_db,
-                    json.dumps(payload),
-                    json.dumps(annotations),
-                    definition_version,
-                    prev,
-                    digest,
-                )
-            )
+            rows.append((case_id, seq, trigger, source, dest, actor, role, at_db, json.dumps(payload),
+                         json.dumps(annotations), definition_version, prev, digest))
             prev, state = digest, dest
         cur = execute(UPDATE_CASE, (state, json.dumps(facts), seq, prev, at_db, case_id, version))
         if cur.rowcount != 1:
@@ -401,7 +310,7 @@ def same_writes(engine_db: Path, plain_db: Path, ids: list[int]) -> bool:
 
 
 def attached_models(engine: Engine) -> int:
-    return sum(len(m._machine.models) for m in engine.catalog.machines.values())
+    return sum(len(m._machine.models) for m in engine.catalog.machines.values())  # noqa: SLF001
 
 
 def memory_run(path: Path, ids: list[int]) -> dict[str, float]:
@@ -442,9 +351,7 @@ def profile_run(path: Path, ids: list[int], top: int) -> None:
     rows = sorted(
         ((v[3], v[2], v[1], k) for k, v in entries.items()), key=lambda r: r[0], reverse=True
     )
-    print(
-        f"\nprofile: cProfile over {len(plan)} fires ({len(ids)} cases); share = cumulative / Engine.fire"
-    )
+    print(f"\nprofile: cProfile over {len(plan)} fires ({len(ids)} cases); share = cumulative / Engine.fire")
     print(f"  {'cum share':>9} {'own share':>9} {'calls':>8}  function")
     for cum, own, calls, (file, line, name) in rows[:top]:
         where = file.split("site-packages/")[-1].split("/src/")[-1]
@@ -466,33 +373,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000, help="cases per round (default 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument(
-        "--db-dir", type=Path, default=None, help="where the SQLite files go (default: a temp dir)"
-    )
-    parser.add_argument(
-        "--mem-factor",
-        type=int,
-        default=4,
-        help="memory is traced at N and at K*N cases (default K=4; 0 skips it)",
-    )
-    parser.add_argument(
-        "--profile",
-        type=int,
-        nargs="?",
-        const=500,
-        default=0,
-        metavar="CASES",
-        help="also cProfile the engine fire loop over CASES cases (default 500)",
-    )
+    parser.add_argument("--db-dir", type=Path, default=None, help="where the SQLite files go (default: a temp dir)")
+    parser.add_argument("--mem-factor", type=int, default=4,
+                        help="memory is traced at N and at K*N cases (default K=4; 0 skips it)")
+    parser.add_argument("--profile", type=int, nargs="?", const=500, default=0, metavar="CASES",
+                        help="also cProfile the engine fire loop over CASES cases (default 500)")
     parser.add_argument("--top", type=int, default=25, help="profile lines shown (default 25)")
     args = parser.parse_args(argv)
     if args.cases < 1 or args.rounds < 1:
         parser.error("--cases and --rounds must be at least 1")
 
     own_dir = args.db_dir is None
-    workdir = (
-        Path(tempfile.mkdtemp(prefix="fire_throughput-")) if own_dir else args.db_dir.resolve()
-    )
+    workdir = Path(tempfile.mkdtemp(prefix="fire_throughput-")) if own_dir else args.db_dir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     header(workdir)
     n = args.cases
@@ -500,18 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         total_cases = max(n, n * args.mem_factor, args.profile)
         t0 = time.perf_counter()
         template, ids = seed(workdir, total_cases)
-        print(
-            f"seeded   {total_cases} draft candidacies through Engine.create_case in "
-            f"{time.perf_counter() - t0:.1f}s (not timed below)"
-        )
+        print(f"seeded   {total_cases} draft candidacies through Engine.create_case in "
+              f"{time.perf_counter() - t0:.1f}s (not timed below)")
         round_ids = ids[:n]
-        print(
-            f"\nper case: {FIRES_PER_CASE} fires ({', '.join(PHASES)}) = {FIRES_PER_CASE} transactions, "
-            f"{EVENTS_PER_CASE} events; {n} cases per round, {args.rounds} rounds, order alternates\n"
-        )
-        print(
-            f"{'round':>5} {'side':<14} {'fires':>6} {'events':>6} {'seconds':>8} {'steps/s':>8} {'events/s':>8}"
-        )
+        print(f"\nper case: {FIRES_PER_CASE} fires ({', '.join(PHASES)}) = {FIRES_PER_CASE} transactions, "
+              f"{EVENTS_PER_CASE} events; {n} cases per round, {args.rounds} rounds, order alternates\n")
+        print(f"{'round':>5} {'side':<14} {'fires':>6} {'events':>6} {'seconds':>8} {'steps/s':>8} {'events/s':>8}")
         rates: dict[str, list[float]] = {"engine": [], "sqlite3": []}
         identical = True
         for r in range(1, args.rounds + 1):
@@ -525,60 +411,42 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed, fires, events = run(path, round_ids)
                 counts[name] = (fires, events)
                 rates[name].append(fires / elapsed)
-                print(
-                    f"{r:>5} {name:<14} {fires:>6} {events:>6} {elapsed:>8.2f} "
-                    f"{fires / elapsed:>8.0f} {events / elapsed:>8.0f}"
-                )
+                print(f"{r:>5} {name:<14} {fires:>6} {events:>6} {elapsed:>8.2f} "
+                      f"{fires / elapsed:>8.0f} {events / elapsed:>8.0f}")
             assert counts["engine"] == counts["sqlite3"], counts
             identical &= same_writes(engine_db, plain_db, round_ids)
         engine_rate = statistics.median(rates["engine"])
         plain_rate = statistics.median(rates["sqlite3"])
         ratio = engine_rate / plain_rate
-        print(
-            f"\nbaseline rows identical to the engine's (cases, events, hash chain): "
-            f"{'yes' if identical else 'NO'}"
-        )
-        print(
-            f"median engine   {engine_rate:8.0f} steps/s  ({engine_rate * EVENTS_PER_CASE / FIRES_PER_CASE:.0f} events/s,"
-            f" {1000 / engine_rate:.3f} ms/step)"
-        )
-        print(
-            f"median sqlite3  {plain_rate:8.0f} steps/s  ({plain_rate * EVENTS_PER_CASE / FIRES_PER_CASE:.0f} events/s,"
-            f" {1000 / plain_rate:.3f} ms/step)"
-        )
-        print(
-            f"engine overhead {1000 / engine_rate - 1000 / plain_rate:.3f} ms/step over plain sqlite3"
-        )
+        print(f"\nbaseline rows identical to the engine's (cases, events, hash chain): "
+              f"{'yes' if identical else 'NO'}")
+        print(f"median engine   {engine_rate:8.0f} steps/s  ({engine_rate * EVENTS_PER_CASE / FIRES_PER_CASE:.0f} events/s,"
+              f" {1000 / engine_rate:.3f} ms/step)")
+        print(f"median sqlite3  {plain_rate:8.0f} steps/s  ({plain_rate * EVENTS_PER_CASE / FIRES_PER_CASE:.0f} events/s,"
+              f" {1000 / plain_rate:.3f} ms/step)")
+        print(f"engine overhead {1000 / engine_rate - 1000 / plain_rate:.3f} ms/step over plain sqlite3")
         ok_ratio = ratio >= TARGET_RATIO
         print(f"ratio {ratio:.2f} (target >= {TARGET_RATIO}): {'PASS' if ok_ratio else 'FAIL'}")
 
         ok_memory = True
         if args.mem_factor > 0:
-            print(
-                "\nmemory: tracemalloc over the engine fire loop (peak while firing; still held after it)"
-            )
+            print("\nmemory: tracemalloc over the engine fire loop (peak while firing; still held after it)")
             results = []
             for k in sorted({1, args.mem_factor}):
                 path = copy_db(template, workdir / "memory.db")
                 m = memory_run(path, ids[: n * k])
                 results.append(m)
-                print(
-                    f"  {m['cases']:>6} cases  peak {m['peak_kb']:8.1f} KB  held {m['held_kb']:8.1f} KB  "
-                    f"models attached after: {m['models']}"
-                )
+                print(f"  {m['cases']:>6} cases  peak {m['peak_kb']:8.1f} KB  held {m['held_kb']:8.1f} KB  "
+                      f"models attached after: {m['models']}")
             if len(results) > 1:
                 small, big = results[0], results[-1]
                 growth = big["peak_kb"] / small["peak_kb"]
-                per_case = (
-                    (big["held_kb"] - small["held_kb"]) * 1024 / (big["cases"] - small["cases"])
-                )
+                per_case = (big["held_kb"] - small["held_kb"]) * 1024 / (big["cases"] - small["cases"])
                 # flat: x cases does not multiply the peak; nothing (> 64 bytes) kept per case
                 ok_memory = growth < 1.5 and per_case < 64 and big["models"] == 0
-                print(
-                    f"peak x{growth:.2f} for x{big['cases'] / small['cases']:.0f} cases; "
-                    f"held {per_case:+.1f} bytes per extra case (target: flat): "
-                    f"{'PASS' if ok_memory else 'FAIL'}"
-                )
+                print(f"peak x{growth:.2f} for x{big['cases'] / small['cases']:.0f} cases; "
+                      f"held {per_case:+.1f} bytes per extra case (target: flat): "
+                      f"{'PASS' if ok_memory else 'FAIL'}")
 
         if args.profile:
             path = copy_db(template, workdir / "profile.db")
