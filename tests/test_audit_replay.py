@@ -11,7 +11,7 @@ from conftest import AUDITOR, CANDIDATE, EngineFactory, candidacy, drive_to_regi
 from ti_workflow.audit.checkpoints import take_checkpoint
 from ti_workflow.audit.fast import hashed_events
 from ti_workflow.audit.history import replay_case
-from ti_workflow.audit.snapshot import parse_at, snapshot, state_at
+from ti_workflow.audit.snapshot import parse_at, snapshot, state_at, states_at
 from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.errors import Forbidden, InvalidData, NotFound
@@ -68,6 +68,8 @@ def test_snapshot_equals_what_the_live_system_showed(
         shown = run.live[instant]
         seen = {c.case.case_id: c.case for c in snapshot(engine, parse_at(instant)) if c.case}
         assert set(seen) == set(shown), instant
+        by_sql = {i: st for i, st, _ in states_at(engine, parse_at(instant))}
+        assert by_sql == {i: live["state"] for i, live in shown.items()}, instant
         for case_id, live in shown.items():
             c = seen[case_id]
             assert (c.state, c.data, c.facts, c.regions) == (
