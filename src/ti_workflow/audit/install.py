@@ -8,4 +8,6 @@ from ti_workflow.settings import Settings
 
 
 def install(engine: Engine, settings: Settings) -> None:
-    """Nothing to wire yet."""
+    """Nothing to wire: the audit only reads the log, after the fact. Its one periodic task,
+    a daily checkpoint, is ``ti_workflow.audit.take_checkpoint(engine)``, for the scheduler
+    to call; the auditor's read-only role is enforced by the engine itself."""
