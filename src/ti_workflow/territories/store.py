@@ -1,0 +1,334 @@
+"""Effective-dated reads and writes of territories (prepared Core statements).
+
+A fact holds on day D when ``valid_from <= D < valid_to`` (``valid_to`` NULL: still in
+force). Writes never rewrite a period: a change closes the rows in force on its
+effective date and opens new ones, so every past answer stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, insert, or_, select
+from sqlalchemy import update as sql_update
+
+from ti_workflow.errors import NotFound
+from ti_workflow.storage.tables import CommuneRow
+from ti_workflow.territories.tables import (
+    TerritoryCommuneRow,
+    TerritoryGovernanceRow,
+    TerritoryMemberRow,
+    TerritoryNameRow,
+    TerritoryRow,
+)
+
+territories_t: Table = TerritoryRow.__table__  # type: ignore[attr-defined]
+names_t: Table = TerritoryNameRow.__table__  # type: ignore[attr-defined]
+members_t: Table = TerritoryMemberRow.__table__  # type: ignore[attr-defined]
+tcommunes_t: Table = TerritoryCommuneRow.__table__  # type: ignore[attr-defined]
+governance_t: Table = TerritoryGovernanceRow.__table__  # type: ignore[attr-defined]
+communes_t: Table = CommuneRow.__table__  # type: ignore[attr-defined]
+DATED = (names_t, members_t, tcommunes_t, governance_t)
+
+
+def in_force(table: Table, day: date) -> ColumnElement[bool]:
+    return and_(table.c.valid_from <= day, or_(table.c.valid_to.is_(None), table.c.valid_to > day))
+
+
+def _vt(table: Table) -> Column[Any]:
+    return table.c.valid_to
+
+
+@dataclass(frozen=True)
+class Period:
+    """One dated fact: a member, a commune, a name, a governance."""
+
+    value: Any
+    valid_from: date
+    valid_to: date | None
+    case_id: int | None
+    ended_by_case_id: int | None = None
+
+    def as_dict(self, key: str) -> dict[str, Any]:
+        return {
+            key: self.value,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "case_id": self.case_id,
+            "ended_by_case_id": self.ended_by_case_id,
+        }
+
+
+@dataclass(frozen=True)
+class Territory:
+    id: str
+    campaign_id: str
+    labelled_on: date
+    source: str
+    case_id: int | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A territory as it stood on one day."""
+
+    territory: Territory
+    day: date
+    name: str | None
+    members: tuple[Period, ...]
+    communes: tuple[Period, ...] = ()
+    """``value`` is ``(code_insee, mode)``: ``include`` or ``exclude``."""
+    governance: list[dict[str, Any]] = field(default_factory=list)
+    governance_justification: str | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.territory.labelled_on <= self.day
+
+    @property
+    def sirens(self) -> list[str]:
+        return [p.value for p in self.members]
+
+
+def _period(row: Any, value: Any) -> Period:
+    return Period(value, row.valid_from, row.valid_to, row.case_id, row.ended_by_case_id)
+
+
+def load_territory(conn: Connection, territory_id: str) -> Territory:
+    row = conn.execute(select(territories_t).where(territories_t.c.id == territory_id)).first()
+    if row is None:
+        raise NotFound("territory", territory_id)
+    return Territory(row.id, row.campaign_id, row.labelled_on, row.source, row.case_id)
+
+
+def find_territory(conn: Connection, territory_id: str) -> Territory | None:
+    try:
+        return load_territory(conn, territory_id)
+    except NotFound:
+        return None
+
+
+def snapshot(conn: Connection, territory: Territory, day: date) -> Snapshot:
+    tid = territory.id
+
+    def rows(table: Table) -> Sequence[Any]:
+        query = select(table).where(table.c.territory_id == tid, in_force(table, day))
+        return conn.execute(query.order_by(table.c.id)).all()
+
+    name_rows = rows(names_t)
+    gov_rows = rows(governance_t)
+    return Snapshot(
+        territory=territory,
+        day=day,
+        name=name_rows[-1].name if name_rows else None,
+        members=tuple(_period(r, r.siren) for r in sorted(rows(members_t), key=lambda r: r.siren)),
+        communes=tuple(_period(r, (r.code_insee, r.mode)) for r in rows(tcommunes_t)),
+        governance=list(gov_rows[-1].members) if gov_rows else [],
+        governance_justification=gov_rows[-1].justification if gov_rows else None,
+    )
+
+
+def history(conn: Connection, territory_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every period of every fact of the territory, oldest first."""
+
+    def rows(table: Table) -> Sequence[Any]:
+        query = select(table).where(table.c.territory_id == territory_id)
+        return conn.execute(query.order_by(table.c.valid_from, table.c.id)).all()
+
+    return {
+        "names": [_period(r, r.name).as_dict("name") for r in rows(names_t)],
+        "members": [_period(r, r.siren).as_dict("siren") for r in rows(members_t)],
+        "communes": [
+            {**_period(r, r.code_insee).as_dict("code_insee"), "mode": r.mode}
+            for r in rows(tcommunes_t)
+        ],
+        "governance": [
+            {**_period(r, r.members).as_dict("members"), "justification": r.justification}
+            for r in rows(governance_t)
+        ],
+    }
+
+
+def last_change_on(conn: Connection, territory_id: str) -> date | None:
+    """The latest date on which any fact of the territory started or ended."""
+    latest: date | None = None
+    for table in DATED:
+        for column in (table.c.valid_from, _vt(table)):
+            value = conn.execute(
+                select(func.max(column)).where(table.c.territory_id == territory_id)
+            ).scalar()
+            if value is not None and (latest is None or value > latest):
+                latest = value
+    return latest
+
+
+@dataclass(frozen=True)
+class Membership:
+    territory_id: str
+    name: str | None
+    siren: str
+    valid_from: date
+    valid_to: date | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "territory_id": self.territory_id,
+            "name": self.name,
+            "siren": self.siren,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+        }
+
+
+def _name_on(conn: Connection, territory_id: str, day: date) -> str | None:
+    row = conn.execute(
+        select(names_t.c.name)
+        .where(names_t.c.territory_id == territory_id, in_force(names_t, day))
+        .order_by(names_t.c.id.desc())
+    ).first()
+    return row.name if row else None
+
+
+def memberships(
+    conn: Connection, sirens: Iterable[str], *, on: date | None = None, from_: date | None = None
+) -> list[Membership]:
+    """Memberships of these groupements in force on a day, or at any time from a day on."""
+    sirens = list(sirens)
+    if not sirens:
+        return []
+    query = select(members_t).where(members_t.c.siren.in_(sirens))
+    if on is not None:
+        query = query.where(in_force(members_t, on))
+    if from_ is not None:
+        query = query.where(or_(members_t.c.valid_to.is_(None), members_t.c.valid_to > from_))
+    out = []
+    for r in conn.execute(query.order_by(members_t.c.valid_from, members_t.c.id)).all():
+        day = on or max(r.valid_from, from_ or r.valid_from)
+        out.append(
+            Membership(
+                r.territory_id, _name_on(conn, r.territory_id, day), r.siren, r.valid_from,
+                r.valid_to,
+            )
+        )  # fmt: skip
+    return out
+
+
+def communes_info(conn: Connection, codes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    codes = list(codes)
+    if not codes:
+        return {}
+    rows = conn.execute(select(communes_t).where(communes_t.c.code_insee.in_(codes))).all()
+    return {
+        r.code_insee: {"name": r.name, "epci_siren": r.epci_siren, "region": r.region} for r in rows
+    }
+
+
+def commune_holders(conn: Connection, code: str, epci: str | None, day: date) -> list[str]:
+    """Territories holding a commune on a day: included on its own, or through its groupement
+    unless excluded."""
+    included = conn.execute(
+        select(tcommunes_t.c.territory_id).where(
+            tcommunes_t.c.code_insee == code,
+            tcommunes_t.c.mode == "include",
+            in_force(tcommunes_t, day),
+        )
+    ).scalars()
+    holders = set(included)
+    if epci:
+        for m in memberships(conn, [epci], on=day):
+            excluded = conn.execute(
+                select(tcommunes_t.c.id).where(
+                    tcommunes_t.c.territory_id == m.territory_id,
+                    tcommunes_t.c.code_insee == code,
+                    tcommunes_t.c.mode == "exclude",
+                    in_force(tcommunes_t, day),
+                )
+            ).first()
+            if excluded is None:
+                holders.add(m.territory_id)
+    return sorted(holders)
+
+
+def list_territories(
+    conn: Connection, day: date, campaign: str | None = None
+) -> list[tuple[Territory, str | None, list[str]]]:
+    query = select(territories_t).order_by(territories_t.c.id)
+    if campaign:
+        query = query.where(territories_t.c.campaign_id == campaign)
+    tids = {r.id: r for r in conn.execute(query).all()}
+    names: dict[str, str] = {}
+    for r in conn.execute(select(names_t).where(in_force(names_t, day)).order_by(names_t.c.id)):
+        names[r.territory_id] = r.name
+    members: dict[str, list[str]] = {}
+    for r in conn.execute(select(members_t).where(in_force(members_t, day))).all():
+        members.setdefault(r.territory_id, []).append(r.siren)
+    return [
+        (
+            Territory(r.id, r.campaign_id, r.labelled_on, r.source, r.case_id),
+            names.get(tid),
+            sorted(members.get(tid, [])),
+        )
+        for tid, r in tids.items()
+    ]
+
+
+# --- writes -----------------------------------------------------------------------------
+
+_INSERT_MEMBER = insert(members_t)
+
+
+def create_territory(
+    conn: Connection,
+    *,
+    territory_id: str,
+    campaign_id: str,
+    labelled_on: date,
+    source: str,
+    case_id: int | None,
+    name: str,
+    members: Sequence[str],
+    governance: list[dict[str, Any]] | None,
+    justification: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(territories_t).values(
+            id=territory_id,
+            campaign_id=campaign_id,
+            labelled_on=labelled_on,
+            source=source,
+            case_id=case_id,
+            created_at=now,
+        )
+    )
+    dated = {"territory_id": territory_id, "valid_from": labelled_on, "case_id": case_id}
+    conn.execute(insert(names_t).values(name=name, **dated))
+    if members:
+        conn.execute(_INSERT_MEMBER, [{"siren": s, **dated} for s in members])
+    if governance is not None:
+        conn.execute(
+            insert(governance_t).values(members=governance, justification=justification, **dated)
+        )
+
+
+def close(
+    conn: Connection, table: Table, territory_id: str, day: date, case_id: int, **match: Any
+) -> int:
+    """End, on ``day``, the rows of ``table`` in force that day (and match ``match``)."""
+    where = [table.c.territory_id == territory_id, in_force(table, day)]
+    where += [table.c[k] == v for k, v in match.items()]
+    result = conn.execute(
+        sql_update(table).where(*where).values(valid_to=day, ended_by_case_id=case_id)
+    )
+    return int(result.rowcount)
+
+
+def open_row(
+    conn: Connection, table: Table, territory_id: str, day: date, case_id: int, **values: Any
+) -> None:
+    conn.execute(
+        insert(table).values(territory_id=territory_id, valid_from=day, case_id=case_id, **values)
+    )
