@@ -175,6 +175,11 @@ def history_start(campaign: Campaign) -> date:
     return value
 
 
+def _as_labelled(conn: Connection, t: store.Territory) -> tuple[str | None, list[str]]:
+    snap = store.snapshot(conn, t, t.labelled_on)
+    return snap.name, snap.sirens
+
+
 def import_territories(
     conn: Connection,
     campaign: Campaign,
@@ -187,19 +192,21 @@ def import_territories(
     unchanged: list[str] = []
     differing: list[str] = []
     new: list[Listed] = []
+    existing = {t.id: (t, name, sirens) for t, name, sirens in store.list_territories(conn, day)}
     for entry in listed.values():
-        existing = store.find_territory(conn, entry.id)
-        if existing is None:
+        if entry.id not in existing:
             new.append(entry)
             continue
-        snap = store.snapshot(conn, existing, max(day, existing.labelled_on))
-        same = snap.name == entry.name and set(snap.sirens) == set(entry.members)
+        t, name, sirens = existing[entry.id]
+        if t.labelled_on > day:  # labelled after the announcement: compare as it began
+            name, sirens = _as_labelled(conn, t)
+        same = name == entry.name and set(sirens) == set(entry.members)
         (unchanged if same else differing).append(entry.id)
     new_ids = {e.id for e in new}
+    owner = {s: e.id for e in new for s in e.members}
     clashes = [
-        double_membership(m.siren, e.id, m.territory_id, m.valid_from.isoformat())
-        for e in new
-        for m in store.memberships(conn, e.members, from_=day)
+        double_membership(m.siren, owner[m.siren], m.territory_id, m.valid_from.isoformat())
+        for m in store.memberships(conn, owner, from_=day)
         if m.territory_id not in new_ids
     ]
     if clashes:
