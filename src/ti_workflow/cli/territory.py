@@ -6,6 +6,8 @@ Amendments themselves are ordinary cases (``case create --workflow perimeter_ame
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +36,16 @@ AtOpt = Annotated[
         "Europe/Paris). Default: today.",
     ),
 ]
+
+
+@contextmanager
+def opened(db: str | None) -> Iterator[Engine]:
+    """An engine for one command, its connections closed when the command ends."""
+    eng = engine(db)
+    try:
+        yield eng
+    finally:
+        eng.db.dispose()
 
 
 def parse_at(text: str | None, eng: Engine) -> date:
@@ -68,37 +80,40 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """A territory on one day: name, member groupements, communes, governance; its history."""
-    eng = engine(db)
-    day = parse_at(at, eng)
-    with read(eng.db) as conn:
-        territory = store.load_territory(conn, territory_id)
-        view = snapshot_view(conn, store.snapshot(conn, territory, day), eng.catalog.reference)
-        view["history"] = store.history(conn, territory_id)
+    with opened(db) as eng:
+        day = parse_at(at, eng)
+        with read(eng.db) as conn:
+            territory = store.load_territory(conn, territory_id)
+            view = snapshot_view(conn, store.snapshot(conn, territory, day), eng.catalog.reference)
+            view["history"] = store.history(conn, territory_id)
 
-    def human() -> None:
-        state = "labellisé" if view["labelled"] else f"pas encore labellisé (le {day})"
-        console.print(
-            f"[bold]{view['id']}[/] {view['name'] or '-'}  ({view['campaign_id']}, {state}, "
-            f"au {day.isoformat()})",
-            highlight=False,
-        )
-        console.print(f"regions: {', '.join(view['regions']) or '-'}", highlight=False)
-        table = Table("siren", "groupement", "nature", "regions", "since", "until")
-        for m in view["members"]:
-            table.add_row(
-                m["siren"], m["name"], m["nature"], ", ".join(m["regions"]), m["valid_from"],
-                m["valid_to"] or "-",
-            )  # fmt: skip
-        console.print(table)
-        for c in view["communes"]:
-            console.print(f"commune {c['code_insee']} {c['name']}: {c['mode']}", highlight=False)
-        for g in view["governance"]["members"]:
+        def human() -> None:
+            state = "labellisé" if view["labelled"] else f"pas encore labellisé (le {day})"
             console.print(
-                f"governance: {g.get('name')} ({g.get('role')}, {g.get('organisation') or '-'})",
+                f"[bold]{view['id']}[/] {view['name'] or '-'}  ({view['campaign_id']}, {state}, "
+                f"au {day.isoformat()})",
                 highlight=False,
             )
+            console.print(f"regions: {', '.join(view['regions']) or '-'}", highlight=False)
+            table = Table("siren", "groupement", "nature", "regions", "since", "until")
+            for m in view["members"]:
+                table.add_row(
+                    m["siren"], m["name"], m["nature"], ", ".join(m["regions"]), m["valid_from"],
+                    m["valid_to"] or "-",
+                )  # fmt: skip
+            console.print(table)
+            for c in view["communes"]:
+                console.print(
+                    f"commune {c['code_insee']} {c['name']}: {c['mode']}", highlight=False
+                )
+            for g in view["governance"]["members"]:
+                console.print(
+                    f"governance: {g.get('name')} ({g.get('role')}, "
+                    f"{g.get('organisation') or '-'})",
+                    highlight=False,
+                )
 
-    emit(view, as_json, human)
+        emit(view, as_json, human)
 
 
 @app.command("of")
@@ -116,41 +131,43 @@ def of(
             "argument",
             [FieldError("SIREN", f"{siren!r} is not a valid SIREN (9 digits, checksum)")],
         )
-    eng = engine(db)
-    g = eng.catalog.reference.groupement(siren)
-    if g is None:
-        raise InvalidData(
-            "argument",
-            [
-                FieldError(
-                    "SIREN",
-                    f"{siren} is not an EPCI à fiscalité propre nor a Grand Paris EPT "
-                    f"(2023 reference data)",
-                )
-            ],
-        )
-    day = parse_at(at, eng)
-    with read(eng.db) as conn:
-        found = store.memberships(conn, [siren], on=day)
-    value = {
-        "siren": siren,
-        "groupement": g.name,
-        "at": day.isoformat(),
-        "territory": membership_view(found[0]) if found else None,
-    }
-
-    def human() -> None:
-        if found:
-            m = found[0]
-            console.print(
-                f"{siren} ({g.name}) -> {m.territory_id} {m.name} on {day} "
-                f"(member from {m.valid_from}" + (f" to {m.valid_to})" if m.valid_to else ")"),
-                highlight=False,
+    with opened(db) as eng:
+        g = eng.catalog.reference.groupement(siren)
+        if g is None:
+            raise InvalidData(
+                "argument",
+                [
+                    FieldError(
+                        "SIREN",
+                        f"{siren} is not an EPCI à fiscalité propre nor a Grand Paris EPT "
+                        f"(2023 reference data)",
+                    )
+                ],
             )
-        else:
-            console.print(f"{siren} ({g.name}) belonged to no territory on {day}", highlight=False)
+        day = parse_at(at, eng)
+        with read(eng.db) as conn:
+            found = store.memberships(conn, [siren], on=day)
+        value = {
+            "siren": siren,
+            "groupement": g.name,
+            "at": day.isoformat(),
+            "territory": membership_view(found[0]) if found else None,
+        }
 
-    emit(value, as_json, human)
+        def human() -> None:
+            if found:
+                m = found[0]
+                console.print(
+                    f"{siren} ({g.name}) -> {m.territory_id} {m.name} on {day} "
+                    f"(member from {m.valid_from}" + (f" to {m.valid_to})" if m.valid_to else ")"),
+                    highlight=False,
+                )
+            else:
+                console.print(
+                    f"{siren} ({g.name}) belonged to no territory on {day}", highlight=False
+                )
+
+        emit(value, as_json, human)
 
 
 @app.command("list")
@@ -163,39 +180,39 @@ def list_territories(
     as_json: JsonOpt = False,
 ) -> None:
     """Every territory with its name and members on one day."""
-    eng = engine(db)
-    day = parse_at(at, eng)
-    ref = eng.catalog.reference
-    with read(eng.db) as conn:
-        rows = store.list_territories(conn, day, campaign)
-    out: list[dict[str, Any]] = []
-    for t, name, sirens in rows:
-        regions = list(ref.regions_of(sirens))
-        if region and region not in regions:
-            continue
-        out.append(
-            {
-                "id": t.id,
-                "name": name,
-                "campaign_id": t.campaign_id,
-                "labelled_on": t.labelled_on.isoformat(),
-                "source": t.source,
-                "members": sirens,
-                "regions": regions,
-            }
-        )
+    with opened(db) as eng:
+        day = parse_at(at, eng)
+        ref = eng.catalog.reference
+        with read(eng.db) as conn:
+            rows = store.list_territories(conn, day, campaign)
+        out: list[dict[str, Any]] = []
+        for t, name, sirens in rows:
+            regions = list(ref.regions_of(sirens))
+            if region and region not in regions:
+                continue
+            out.append(
+                {
+                    "id": t.id,
+                    "name": name,
+                    "campaign_id": t.campaign_id,
+                    "labelled_on": t.labelled_on.isoformat(),
+                    "source": t.source,
+                    "members": sirens,
+                    "regions": regions,
+                }
+            )
 
-    def human() -> None:
-        table = Table("id", "name", "labelled", "members", "regions")
-        for r in out:
-            table.add_row(
-                r["id"], r["name"] or "-", r["labelled_on"], str(len(r["members"])),
-                ", ".join(r["regions"]),
-            )  # fmt: skip
-        console.print(table)
-        console.print(f"{len(out)} territories on {day}", highlight=False)
+        def human() -> None:
+            table = Table("id", "name", "labelled", "members", "regions")
+            for r in out:
+                table.add_row(
+                    r["id"], r["name"] or "-", r["labelled_on"], str(len(r["members"])),
+                    ", ".join(r["regions"]),
+                )  # fmt: skip
+            console.print(table)
+            console.print(f"{len(out)} territories on {day}", highlight=False)
 
-    emit({"at": day.isoformat(), "count": len(out), "territories": out}, as_json, human)
+        emit({"at": day.isoformat(), "count": len(out), "territories": out}, as_json, human)
 
 
 @app.command("import")
@@ -210,24 +227,24 @@ def import_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Load an existing list of labelled territories; history starts at announcement_on."""
-    eng = engine(db)
-    camp = eng.catalog.campaign(campaign)
-    importer.history_start(camp)
-    name, text = importer.read_text(file)
-    listed = importer.parse_list(name, text, eng.catalog.reference)
-    with eng.db.begin() as conn:
-        report = importer.import_territories(conn, camp, name, listed, eng.clock.now())
+    with opened(db) as eng:
+        camp = eng.catalog.campaign(campaign)
+        importer.history_start(camp)
+        name, text = importer.read_text(file)
+        listed = importer.parse_list(name, text, eng.catalog.reference)
+        with eng.db.begin() as conn:
+            report = importer.import_territories(conn, camp, name, listed, eng.clock.now())
 
-    def human() -> None:
-        console.print(
-            f"{report.territories} territories, {report.memberships} memberships in {name}: "
-            f"{len(report.created)} created, {len(report.unchanged)} already present"
-            + (f", {len(report.differing)} kept as amended since" if report.differing else "")
-            + f" (history from {report.history_starts_on})",
-            highlight=False,
-        )
+        def human() -> None:
+            console.print(
+                f"{report.territories} territories, {report.memberships} memberships in {name}: "
+                f"{len(report.created)} created, {len(report.unchanged)} already present"
+                + (f", {len(report.differing)} kept as amended since" if report.differing else "")
+                + f" (history from {report.history_starts_on})",
+                highlight=False,
+            )
 
-    emit(report.as_dict(), as_json, human)
+        emit(report.as_dict(), as_json, human)
 
 
 def register(app_: typer.Typer, workflows_app: typer.Typer, case_app: typer.Typer) -> None:
