@@ -8,6 +8,8 @@ the groupements added or removed, FAQ 2.5) gives both.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from conftest import AUDITOR, COMMITTEE, SYSTEM, EngineFactory, paris
@@ -33,6 +35,7 @@ from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import Forbidden, GuardRefused, NotFound, TransitionNotAllowed
+from ti_workflow.territories.errors import TerritoryRefused
 
 
 @pytest.fixture
@@ -237,3 +240,32 @@ def test_automatic_steps_are_the_systems(engine: Engine) -> None:
     with pytest.raises(Forbidden, match="system only"):
         engine.fire(case_id, "approve", COMMITTEE)
     assert engine.get(case_id, SYSTEM).state == "regional_review"
+
+
+def test_two_territories_racing_for_one_groupement_never_both_get_it(engine: Engine) -> None:
+    """FAQ 2.1: no groupement in two territories, even when both approvals land at once."""
+    cases = [
+        file_amendment(engine, amendment(tid, add=[TARENTAISE], effective_on="2024-06-01"))
+        for tid in (ARDECHE, ARVE)
+    ]
+    acknowledge(engine, cases[1])  # 1 added to 2 members: a major change for Vallée de l'Arve
+    for case_id in cases:
+        opinion(engine, case_id, "regional_council", "84", "favourable")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def last_opinion(case_id: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(opinion(engine, case_id, "state_services", "84", "favourable"))
+        except TerritoryRefused as exc:
+            outcomes.append(exc.kind)
+
+    threads = [threading.Thread(target=last_opinion, args=(c,)) for c in cases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes)[0] == "approved" and outcomes.count("approved") == 1
+    assert sorted(outcomes)[1] in ("regional_review", "territory_refused")
+    assert territory_of(engine, TARENTAISE, "2024-06-01") in (ARDECHE, ARVE)

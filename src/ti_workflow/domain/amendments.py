@@ -10,21 +10,17 @@ in ``Context.extra["territory"]``, filled by :mod:`ti_workflow.territories.facts
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import Counter
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from stdnum.fr import siren as siren_number
 
 from ti_workflow.domain import amendment_forms as af
-from ti_workflow.domain.actors import REGIONAL_ROLES
-from ti_workflow.domain.rules import FORMS, JSON, Context, Form, effect, governance_rules, guard
+from ti_workflow.domain.amendment_review import fr_date, rule, territory_facts
+from ti_workflow.domain.rules import FORMS, Context, Form, governance_rules, guard
 from ti_workflow.errors import Rule
-
-MARGINAL_SHARE_PARAMETER = "amendment_marginal_share"
 
 FORMS[af.PERIMETER_AMENDMENT] = Form(
     name=af.PERIMETER_AMENDMENT,
@@ -42,46 +38,13 @@ FORMS[af.GOVERNANCE_AMENDMENT] = Form(
 )
 
 
-def _r(code: str, fr: str, en: str, faq: str = "2.3") -> Rule:
-    return Rule(code, faq, fr, en)
-
-
-def _d(iso: str | None) -> str:
-    return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "?"
-
-
-def territory_facts(ctx: Context) -> Mapping[str, Any]:
-    return ctx.extra.get("territory") or {}
-
-
-def change_share(ctx: Context) -> tuple[float, float | None]:
-    """Share of the members changed (groupements added + removed / members on the effective
-    date), and the campaign's threshold above which the change is not marginal."""
-    threshold = ctx.campaign.parameters.get(MARGINAL_SHARE_PARAMETER)
-    limit = float(threshold) if threshold is not None else None
-    if "add_members" in ctx.data:  # a governance amendment: no perimeter share
-        return 0.0, limit
-    members = len(territory_facts(ctx).get("members") or [])
-    changed = len(af.changed_sirens(ctx.data))
-    share = changed / members if members else float(changed > 0)
-    return share, limit
-
-
-def is_major(ctx: Context) -> bool:
-    """Above the campaign's marginal share; with no parameter set, every perimeter change is."""
-    if "add_members" in ctx.data:
-        return False
-    share, threshold = change_share(ctx)
-    return threshold is None or share > threshold
-
-
 @guard
 def territory_labelled(ctx: Context) -> list[Rule]:
     t = territory_facts(ctx)
     tid = ctx.data.get("territory_id")
     if not t.get("found"):
         return [
-            _r(
+            rule(
                 "territory_unknown",
                 f"aucun territoire d'industrie labellisé n'a l'identifiant {tid!r}",
                 f"no labelled territory has the id {tid!r}",
@@ -90,20 +53,20 @@ def territory_labelled(ctx: Context) -> list[Rule]:
     eff, labelled, last = t["effective_on"], t["labelled_on"], t.get("last_change_on")
     if eff < labelled:
         return [
-            _r(
+            rule(
                 "amendment_before_labelling",
-                f"le territoire {tid} n'est labellisé que depuis le {_d(labelled)} : "
-                f"une modification ne peut prendre effet le {_d(eff)}",
+                f"le territoire {tid} n'est labellisé que depuis le {fr_date(labelled)} : "
+                f"une modification ne peut prendre effet le {fr_date(eff)}",
                 f"territory {tid} is labelled since {labelled}: a change cannot take effect "
                 f"on {eff}",
             )
         ]
     if last and eff <= last:
         return [
-            _r(
+            rule(
                 "amendment_not_after_last_change",
-                f"la dernière modification du territoire {tid} a pris effet le {_d(last)} : "
-                f"la date d'effet ({_d(eff)}) doit être postérieure",
+                f"la dernière modification du territoire {tid} a pris effet le {fr_date(last)} : "
+                f"la date d'effet ({fr_date(eff)}) doit être postérieure",
                 f"the last change of territory {tid} took effect on {last}: the effective "
                 f"date ({eff}) must be later",
             )
@@ -115,7 +78,7 @@ def _common_rules(ctx: Context, changes: int) -> list[Rule]:
     failed = []
     if not (ctx.data.get("justification") or "").strip():
         failed.append(
-            _r(
+            rule(
                 "amendment_unjustified",
                 "la modification doit être justifiée (justification)",
                 "the amendment needs a justification (justification)",
@@ -123,7 +86,7 @@ def _common_rules(ctx: Context, changes: int) -> list[Rule]:
         )
     if not changes and not ctx.data.get("new_name"):
         failed.append(
-            _r(
+            rule(
                 "amendment_empty",
                 "la modification ne change rien (aucun ajout, retrait ni nouveau nom)",
                 "the amendment changes nothing (nothing added, removed or renamed)",
@@ -132,7 +95,7 @@ def _common_rules(ctx: Context, changes: int) -> list[Rule]:
     name = ctx.data.get("new_name")
     if name and name == territory_facts(ctx).get("name"):
         failed.append(
-            _r(
+            rule(
                 "amendment_same_name",
                 f"le territoire s'appelle déjà « {name} »",
                 f"the territory is already named {name!r}",
@@ -146,7 +109,7 @@ def _siren_rules(ctx: Context, sirens: list[str], field: str) -> list[Rule]:
     for siren, n in Counter(sirens).items():
         if n > 1:
             failed.append(
-                _r(
+                rule(
                     "amendment_duplicate",
                     f"{field} : le groupement {siren} figure plusieurs fois",
                     f"{field}: groupement {siren} is listed more than once",
@@ -155,7 +118,7 @@ def _siren_rules(ctx: Context, sirens: list[str], field: str) -> list[Rule]:
     for siren in dict.fromkeys(sirens):
         if not siren_number.is_valid(siren):
             failed.append(
-                _r(
+                rule(
                     "amendment_invalid_siren",
                     f"{field} : {siren} n'est pas un numéro SIREN valide (clé de contrôle)",
                     f"{field}: {siren} is not a valid SIREN (checksum fails)",
@@ -164,7 +127,7 @@ def _siren_rules(ctx: Context, sirens: list[str], field: str) -> list[Rule]:
             )
         elif ctx.reference.groupement(siren) is None:
             failed.append(
-                _r(
+                rule(
                     "amendment_unknown_groupement",
                     f"{field} : le SIREN {siren} n'est pas celui d'un EPCI à fiscalité propre ni "
                     f"d'un EPT du Grand Paris (référentiel 2023)",
@@ -194,7 +157,7 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
     members = set(t.get("members") or [])
     for siren in sorted(set(add) & set(remove)):
         failed.append(
-            _r(
+            rule(
                 "amendment_add_and_remove",
                 f"le groupement {siren} est à la fois ajouté et retiré",
                 f"groupement {siren} is both added and removed",
@@ -204,24 +167,24 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
     for siren in dict.fromkeys(add):
         if siren in members:
             failed.append(
-                _r(
+                rule(
                     "amendment_add_already_member",
                     f"le groupement {_gname(ctx, siren)} fait déjà partie du territoire {tid} "
-                    f"au {_d(t['effective_on'])}",
+                    f"au {fr_date(t['effective_on'])}",
                     f"groupement {siren} is already a member of territory {tid} on "
                     f"{t['effective_on']}",
                 )
             )
         other = elsewhere.get(siren)
         if other:
-            until = f" jusqu'au {_d(other['valid_to'])} exclu" if other.get("valid_to") else ""
+            until = f" jusqu'au {fr_date(other['valid_to'])} exclu" if other.get("valid_to") else ""
             failed.append(
-                _r(
+                rule(
                     "amendment_double_membership",
                     f"le groupement {_gname(ctx, siren)} appartient au territoire "
                     f"{other['territory_id']} ({other['name']}) depuis le "
-                    f"{_d(other['valid_from'])}{until} : un groupement ne peut appartenir à deux "
-                    f"territoires (date d'effet {_d(t['effective_on'])})",
+                    f"{fr_date(other['valid_from'])}{until} : un groupement ne peut appartenir "
+                    f"à deux territoires (date d'effet {fr_date(t['effective_on'])})",
                     f"groupement {siren} belongs to territory {other['territory_id']} from "
                     f"{other['valid_from']}"
                     + (f" to {other['valid_to']}" if until else "")
@@ -232,17 +195,17 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
     for siren in dict.fromkeys(remove):
         if siren_number.is_valid(siren) and siren not in members:
             failed.append(
-                _r(
+                rule(
                     "amendment_remove_not_member",
                     f"le groupement {_gname(ctx, siren)} ne fait pas partie du territoire {tid} "
-                    f"au {_d(t['effective_on'])}",
+                    f"au {fr_date(t['effective_on'])}",
                     f"groupement {siren} is not a member of territory {tid} on {t['effective_on']}",
                 )
             )
     after = (members | set(add)) - set(remove)
     if members and not after:
         failed.append(
-            _r(
+            rule(
                 "amendment_removes_last_member",
                 f"la modification retirerait le dernier groupement du territoire {tid} : un "
                 f"territoire garde au moins un membre",
@@ -265,7 +228,7 @@ def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:
             c = communes.get(code)
             if c is None:
                 failed.append(
-                    _r(
+                    rule(
                         "amendment_unknown_commune",
                         f"{field} : aucune commune n'a le code INSEE {code} (référentiel 2023)",
                         f"{field}: no commune has the INSEE code {code} (2023 reference data)",
@@ -276,7 +239,7 @@ def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:
             inside = c["included"] or (c["epci_siren"] in after and not c["excluded"])
             if field == "add_communes" and inside:
                 failed.append(
-                    _r(
+                    rule(
                         "commune_already_in_territory",
                         f"la commune {label} fait déjà partie du territoire",
                         f"commune {label} is already part of the territory",
@@ -285,7 +248,7 @@ def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:
             elif field == "add_communes" and c.get("held_by"):
                 held = ", ".join(c["held_by"])
                 failed.append(
-                    _r(
+                    rule(
                         "commune_double_membership",
                         f"la commune {label} appartient au territoire {held} à la date d'effet : "
                         f"ce territoire doit d'abord la retirer (remove_communes)",
@@ -296,7 +259,7 @@ def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:
                 )
             elif field == "remove_communes" and not inside:
                 failed.append(
-                    _r(
+                    rule(
                         "commune_not_in_territory",
                         f"la commune {label} ne fait pas partie du territoire",
                         f"commune {label} is not part of the territory",
@@ -331,7 +294,7 @@ def governance_amendment_rules(ctx: Context) -> list[Rule]:
         if name not in names:
             listed = ", ".join(sorted(str(n) for n in names)) or "aucun"
             failed.append(
-                _r(
+                rule(
                     "governance_remove_unknown_member",
                     f"{name!r} n'est pas membre de la gouvernance en vigueur ({listed})",
                     f"{name!r} is not a member of the governance in force ({listed})",
@@ -343,120 +306,3 @@ def governance_amendment_rules(ctx: Context) -> list[Rule]:
         "extended_governance_justification": ctx.data.get("extended_governance_justification"),
     }
     return failed + governance_rules(dataclasses.replace(ctx, data={"governance": governance}))
-
-
-@guard
-def change_is_major(ctx: Context) -> list[Rule]:
-    if is_major(ctx):
-        return []
-    share, threshold = change_share(ctx)
-    return [
-        _r(
-            "change_is_marginal",
-            f"la modification ({share:.0%} des membres) est marginale (seuil {threshold:.0%}) : "
-            f"rien à prendre en compte",
-            f"the change ({share:.0%} of the members) is marginal (threshold "
-            f"{threshold:.0%}): nothing to acknowledge",
-        )
-    ]
-
-
-@guard
-def major_change_acknowledged(ctx: Context) -> list[Rule]:
-    if not is_major(ctx) or ctx.facts.get("major_change_acknowledged"):
-        return []
-    share, threshold = change_share(ctx)
-    limit = f"{threshold:.0%}" if threshold is not None else "non défini / not set"
-    return [
-        _r(
-            "major_change_not_acknowledged",
-            f"la modification touche {share:.0%} des membres (au-delà du seuil de modification "
-            f"marginale, {limit}) : le comité national doit en prendre acte "
-            f"(acknowledge_major_change)",
-            f"the change touches {share:.0%} of the members (above the marginal threshold, "
-            f"{limit}): the national committee must acknowledge it (acknowledge_major_change)",
-        )
-    ]
-
-
-def _opinions(ctx: Context) -> Mapping[str, Mapping[str, Any]]:
-    return ctx.facts.get("opinions") or {}
-
-
-def unfavourable_opinions(ctx: Context) -> list[str]:
-    return [
-        f"{region}/{body}"
-        for region, bodies in sorted(_opinions(ctx).items())
-        for body, o in sorted(bodies.items())
-        if o.get("opinion") == "unfavourable"
-    ]
-
-
-@guard
-def an_opinion_is_unfavourable(ctx: Context) -> list[Rule]:
-    if unfavourable_opinions(ctx):
-        return []
-    return [_r("no_unfavourable_opinion", "aucun avis défavorable", "no unfavourable opinion")]
-
-
-@guard
-def all_opinions_favourable(ctx: Context) -> list[Rule]:
-    opinions = _opinions(ctx)
-    waiting = [
-        f"{region}/{body}"
-        for region in ctx.regions
-        for body in REGIONAL_ROLES
-        if (opinions.get(region) or {}).get(body, {}).get("opinion") != "favourable"
-    ]
-    if not waiting:
-        return []
-    listed = ", ".join(waiting)
-    return [
-        _r(
-            "favourable_opinions_missing",
-            f"avis favorables attendus (conseil régional et services de l'État) : {listed}",
-            f"favourable opinions still needed (regional council and State services): {listed}",
-        )
-    ]
-
-
-@effect
-def record_amendment_scope(ctx: Context) -> tuple[JSON, JSON]:
-    share, threshold = change_share(ctx)
-    t = territory_facts(ctx)
-    notes = {
-        "regions": list(ctx.regions),
-        "effective_on": t.get("effective_on"),
-        "members_before": len(t.get("members") or []),
-        "share_changed": round(share, 4),
-        "marginal_threshold": threshold,
-        "major_change": is_major(ctx),
-    }
-    return {**ctx.facts, "scope": notes}, notes
-
-
-@effect
-def record_acknowledgement(ctx: Context) -> tuple[JSON, JSON]:
-    share, threshold = change_share(ctx)
-    ack = {
-        "at": ctx.now.isoformat(),
-        "actor": ctx.actor.label,
-        "reason": ctx.payload.get("reason"),
-        "share_changed": round(share, 4),
-        "marginal_threshold": threshold,
-    }
-    return {**copy.deepcopy(dict(ctx.facts)), "major_change_acknowledged": ack}, ack
-
-
-@effect
-def record_amendment_decision(ctx: Context) -> tuple[JSON, JSON]:
-    approved = ctx.trigger == "approve"
-    t = territory_facts(ctx)
-    decision: dict[str, Any] = {
-        "decision": "approved" if approved else "refused",
-        "at": ctx.now.isoformat(),
-        "effective_on": t.get("effective_on") if approved else None,
-    }
-    if not approved:
-        decision["unfavourable"] = unfavourable_opinions(ctx)
-    return {**ctx.facts, "decision": decision}, decision

@@ -30,6 +30,7 @@ def on_labelled(conn: Connection, change: Change) -> None:
     if change.definition.name != "candidacy" or not _reached(change, "labelled"):
         return
     case = change.case
+    store.lock_memberships(conn)
     day = paris(change.now).date()
     members = list(dict.fromkeys((case.data.get("perimeter") or {}).get("members") or []))
     tid = territory_id_for_case(case.id)
@@ -73,6 +74,7 @@ def on_approved(conn: Connection, change: Change) -> None:
     case, data = change.case, change.case.data
     given = data.get("effective_on")
     day = date.fromisoformat(given) if given else paris(change.now).date()
+    store.lock_memberships(conn)
     territory = store.load_territory(conn, data["territory_id"])
     tid, cid = territory.id, case.id
     action = f"approving amendment {cid}"

@@ -188,6 +188,7 @@ def import_territories(
     now: datetime,
 ) -> ImportReport:
     day = history_start(campaign)
+    store.lock_memberships(conn)
     created: list[str] = []
     unchanged: list[str] = []
     differing: list[str] = []

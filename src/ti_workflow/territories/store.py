@@ -277,6 +277,19 @@ def list_territories(
 
 # --- writes -----------------------------------------------------------------------------
 
+TERRITORY_LOCK = 0x7465_7272  # "terr": one advisory lock for every change of membership
+
+
+def lock_memberships(conn: Connection) -> None:
+    """Serialise membership changes so two approvals cannot both take one groupement.
+
+    SQLite already serialises writers (``BEGIN IMMEDIATE``); PostgreSQL's read committed
+    would let two transactions check, then both insert. The lock ends with the transaction.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(TERRITORY_LOCK)))
+
+
 _INSERT_MEMBER = insert(members_t)
 
 
