@@ -12,7 +12,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, insert, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy import update as sql_update
 
 from ti_workflow.errors import NotFound
@@ -34,12 +46,8 @@ communes_t: Table = CommuneRow.__table__  # type: ignore[attr-defined]
 DATED = (names_t, members_t, tcommunes_t, governance_t)
 
 
-def in_force(table: Table, day: date) -> ColumnElement[bool]:
+def in_force(table: Table, day: date | Any) -> ColumnElement[bool]:
     return and_(table.c.valid_from <= day, or_(table.c.valid_to.is_(None), table.c.valid_to > day))
-
-
-def _vt(table: Table) -> Column[Any]:
-    return table.c.valid_to
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,46 @@ def find_territory(conn: Connection, territory_id: str) -> Territory | None:
         return None
 
 
+# Statements built once: building and keying a statement costs more than running it.
+_TID: BindParameter[str] = bindparam("tid")
+_DAY: BindParameter[date] = bindparam("day")
+_IN_FORCE = {
+    table.name: select(table)
+    .where(table.c.territory_id == _TID, in_force(table, _DAY))
+    .order_by(table.c.id)
+    for table in DATED
+}
+_CHANGES = union_all(
+    *(select(t.c.valid_from.label("day")).where(t.c.territory_id == _TID) for t in DATED),
+    *(select(t.c.valid_to.label("day")).where(t.c.territory_id == _TID) for t in DATED),
+).subquery()
+_LAST_CHANGE = select(func.max(_CHANGES.c.day))
+_NAME_ON = (
+    select(names_t.c.name)
+    .where(names_t.c.territory_id == _TID, in_force(names_t, _DAY))
+    .order_by(names_t.c.id.desc())
+)
+_SIRENS: BindParameter[list[str]] = bindparam("sirens", expanding=True)
+_MEMBERS_ON = (
+    select(members_t)
+    .where(members_t.c.siren.in_(_SIRENS), in_force(members_t, _DAY))
+    .order_by(members_t.c.valid_from, members_t.c.id)
+)
+_MEMBERS_FROM = (
+    select(members_t)
+    .where(
+        members_t.c.siren.in_(_SIRENS),
+        or_(members_t.c.valid_to.is_(None), members_t.c.valid_to > _DAY),
+    )
+    .order_by(members_t.c.valid_from, members_t.c.id)
+)
+
+
 def snapshot(conn: Connection, territory: Territory, day: date) -> Snapshot:
     tid = territory.id
 
     def rows(table: Table) -> Sequence[Any]:
-        query = select(table).where(table.c.territory_id == tid, in_force(table, day))
-        return conn.execute(query.order_by(table.c.id)).all()
+        return conn.execute(_IN_FORCE[table.name], {"tid": tid, "day": day}).all()
 
     name_rows = rows(names_t)
     gov_rows = rows(governance_t)
@@ -154,15 +196,8 @@ def history(conn: Connection, territory_id: str) -> dict[str, list[dict[str, Any
 
 def last_change_on(conn: Connection, territory_id: str) -> date | None:
     """The latest date on which any fact of the territory started or ended."""
-    latest: date | None = None
-    for table in DATED:
-        for column in (table.c.valid_from, _vt(table)):
-            value = conn.execute(
-                select(func.max(column)).where(table.c.territory_id == territory_id)
-            ).scalar()
-            if value is not None and (latest is None or value > latest):
-                latest = value
-    return latest
+    value = conn.execute(_LAST_CHANGE, {"tid": territory_id}).scalar()
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -184,11 +219,7 @@ class Membership:
 
 
 def _name_on(conn: Connection, territory_id: str, day: date) -> str | None:
-    row = conn.execute(
-        select(names_t.c.name)
-        .where(names_t.c.territory_id == territory_id, in_force(names_t, day))
-        .order_by(names_t.c.id.desc())
-    ).first()
+    row = conn.execute(_NAME_ON, {"tid": territory_id, "day": day}).first()
     return row.name if row else None
 
 
@@ -197,15 +228,11 @@ def memberships(
 ) -> list[Membership]:
     """Memberships of these groupements in force on a day, or at any time from a day on."""
     sirens = list(sirens)
-    if not sirens:
+    if not sirens or (on is None) == (from_ is None):
         return []
-    query = select(members_t).where(members_t.c.siren.in_(sirens))
-    if on is not None:
-        query = query.where(in_force(members_t, on))
-    if from_ is not None:
-        query = query.where(or_(members_t.c.valid_to.is_(None), members_t.c.valid_to > from_))
+    query = _MEMBERS_ON if on is not None else _MEMBERS_FROM
     out = []
-    for r in conn.execute(query.order_by(members_t.c.valid_from, members_t.c.id)).all():
+    for r in conn.execute(query, {"sirens": sirens, "day": on or from_}).all():
         day = on or max(r.valid_from, from_ or r.valid_from)
         out.append(
             Membership(
