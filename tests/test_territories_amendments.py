@@ -34,7 +34,7 @@ from territories_helpers import (
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
-from ti_workflow.errors import Forbidden, GuardRefused, NotFound, TransitionNotAllowed
+from ti_workflow.errors import Forbidden, GuardRefused, InvalidData, NotFound, TransitionNotAllowed
 from ti_workflow.territories.errors import TerritoryRefused
 
 
@@ -269,3 +269,20 @@ def test_two_territories_racing_for_one_groupement_never_both_get_it(engine: Eng
     assert sorted(outcomes)[0] == "approved" and outcomes.count("approved") == 1
     assert sorted(outcomes)[1] in ("regional_review", "territory_refused")
     assert territory_of(engine, TARENTAISE, "2024-06-01") in (ARDECHE, ARVE)
+
+
+def test_a_malformed_amendment_file_names_each_field(engine: Engine) -> None:
+    data = {
+        "territory_id": ARDECHE,
+        "add": ["2000001"],
+        "add_communes": ["7404"],
+        "effective_on": "2024-13-01",
+        "colour": "bleu",
+    }
+    with pytest.raises(InvalidData) as exc:
+        engine.create_case("perimeter_amendment", "ti-2023-2027", data, TERRITORY_OWNER)
+    problems = {e.location: e.message for e in exc.value.errors}
+    assert set(problems) == {"add[0]", "add_communes[0]", "effective_on", "colour"}
+    assert "9 digits" in problems["add[0]"] and "INSEE" in problems["add_communes[0]"]
+    assert "allowed: territory_id" in problems["colour"]
+    assert engine.list_cases(AUDITOR, workflow="perimeter_amendment")[1] == 0

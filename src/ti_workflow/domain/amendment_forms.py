@@ -81,7 +81,12 @@ def _parse(model: type[_Amendment], what: str, data: Any) -> dict[str, Any]:
         for e in exc.errors():
             field = next((p for p in e["loc"] if isinstance(p, str)), "")
             message = _describe(e)
-            if field in _HINTS and e["type"] not in ("missing", "extra_forbidden"):
+            if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+                allowed = ", ".join(model.model_fields)
+                message = f"unknown field of a {what} (allowed: {allowed})"
+            elif e["type"] == "extra_forbidden":
+                message = "unknown field"
+            elif field in _HINTS and e["type"] != "missing":
                 got = e.get("input")
                 message = _HINTS[field] + (f" (got {got!r})" if got is not None else "")
             errors.append(FieldError(location(e["loc"]), message))
