@@ -43,6 +43,7 @@ def opened(db: str | None) -> Iterator[Engine]:
     """An engine for one command, its connections closed when the command ends."""
     eng = engine(db)
     try:
+        store.check_tables(eng.db)
         yield eng
     finally:
         eng.db.dispose()

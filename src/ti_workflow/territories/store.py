@@ -16,11 +16,13 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Engine,
     Table,
     and_,
     bindparam,
     func,
     insert,
+    inspect,
     or_,
     select,
     union_all,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 
 from ti_workflow.errors import NotFound
+from ti_workflow.storage.database import SchemaOutdated
 from ti_workflow.storage.tables import CommuneRow
 from ti_workflow.territories.tables import (
     TerritoryCommuneRow,
@@ -103,6 +106,15 @@ class Snapshot:
 
 def _period(row: Any, value: Any) -> Period:
     return Period(value, row.valid_from, row.valid_to, row.case_id, row.ended_by_case_id)
+
+
+def check_tables(db: Engine) -> None:
+    """A database initialised before this package existed: say what to do."""
+    with db.connect() as conn:
+        if not inspect(conn).has_table("territories"):
+            raise SchemaOutdated(
+                f"the database {db.url!r} has no territory tables: run `ti-workflow init`"
+            )
 
 
 def load_territory(conn: Connection, territory_id: str) -> Territory:
