@@ -286,3 +286,17 @@ def test_a_malformed_amendment_file_names_each_field(engine: Engine) -> None:
     assert "9 digits" in problems["add[0]"] and "INSEE" in problems["add_communes[0]"]
     assert "allowed: territory_id" in problems["colour"]
     assert engine.list_cases(AUDITOR, workflow="perimeter_amendment")[1] == 0
+
+
+def test_a_metropole_joins_only_with_a_justification(engine: Engine) -> None:
+    """FAQ 2.4: métropoles take part by exception, with a justification."""
+    lyon = "200046977"  # Métropole de Lyon, in no territory
+    case = engine.create_case(
+        "perimeter_amendment", "ti-2023-2027", amendment(ARDECHE, add=[lyon]), TERRITORY_OWNER
+    )
+    with pytest.raises(GuardRefused) as exc:
+        engine.fire(case.id, "submit", TERRITORY_OWNER)
+    assert codes(exc) == {"amendment_metropole_unjustified"}
+    justified = amendment(ARDECHE, add=[lyon], metropole_justification="Vallée de la chimie")
+    engine.update_data(case.id, justified, TERRITORY_OWNER)
+    assert engine.fire(case.id, "submit", TERRITORY_OWNER).case.state == "submitted"

@@ -89,6 +89,10 @@ def test_import_amend_and_ask_by_date(env: dict[str, str], tmp_path: Path) -> No
     added = next(m for m in after["members"] if m["siren"] == TARENTAISE)
     assert (added["valid_from"], added["case_id"]) == ("2027-01-01", int(cid))
     assert after["name"] == "Ardèche Drôme Nord" and after["regions"] == ["84"]
+    assert after["amendments"] == [
+        {"case_id": int(cid), "workflow": "perimeter_amendment", "state": "approved",
+         "effective_on": "2027-01-01", "regions": ["84"]}
+    ]  # fmt: skip
     history = after["history"]["members"]
     assert len(history) == 9 and history[-1]["siren"] == TARENTAISE
 

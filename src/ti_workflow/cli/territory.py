@@ -18,6 +18,8 @@ from stdnum.fr import siren as siren_number
 
 from ti_workflow.cli.common import DbOpt, JsonOpt, command, console, emit, engine
 from ti_workflow.clock import PARIS, paris
+from ti_workflow.domain.actors import AUDITOR, Actor
+from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
 from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData
 from ti_workflow.storage.database import read
@@ -72,6 +74,25 @@ def parse_at(text: str | None, eng: Engine) -> date:
     return paris(instant).date()
 
 
+def amendments_of(eng: Engine, territory_id: str) -> list[dict[str, Any]]:
+    """The amendment cases filed for a territory, in any state (newest first)."""
+    found = []
+    for workflow in AMENDMENT_WORKFLOWS:
+        cases, _ = eng.list_cases(Actor(AUDITOR), workflow=workflow, text=territory_id, limit=1000)
+        found += [
+            {
+                "case_id": c.id,
+                "workflow": c.workflow,
+                "state": c.state,
+                "effective_on": c.data.get("effective_on"),
+                "regions": list(c.regions),
+            }
+            for c in cases
+            if c.data.get("territory_id") == territory_id
+        ]
+    return sorted(found, key=lambda a: -int(a["case_id"]))
+
+
 @app.command("show")
 @command
 def show(
@@ -87,6 +108,7 @@ def show(
             territory = store.load_territory(conn, territory_id)
             view = snapshot_view(conn, store.snapshot(conn, territory, day), eng.catalog.reference)
             view["history"] = store.history(conn, territory_id)
+        view["amendments"] = amendments_of(eng, territory_id)
 
         def human() -> None:
             state = "labellisé" if view["labelled"] else f"pas encore labellisé (le {day})"
@@ -107,12 +129,18 @@ def show(
                 console.print(
                     f"commune {c['code_insee']} {c['name']}: {c['mode']}", highlight=False
                 )
-            for g in view["governance"]["members"]:
+            for a in view["amendments"]:
                 console.print(
-                    f"governance: {g.get('name')} ({g.get('role')}, "
-                    f"{g.get('organisation') or '-'})",
+                    f"amendment: case {a['case_id']} {a['workflow']} {a['state']} "
+                    f"(effective {a['effective_on'] or 'on approval'})",
                     highlight=False,
                 )
+
+        for g in view["governance"]["members"]:
+            console.print(
+                f"governance: {g.get('name')} ({g.get('role')}, {g.get('organisation') or '-'})",
+                highlight=False,
+            )
 
         emit(view, as_json, human)
 

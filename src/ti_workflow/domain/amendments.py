@@ -202,6 +202,19 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
                     f"groupement {siren} is not a member of territory {tid} on {t['effective_on']}",
                 )
             )
+    metropoles = [g.name for s in add if (g := ctx.reference.groupement(s)) and g.is_metropole]
+    if metropoles and not (ctx.data.get("metropole_justification") or "").strip():
+        names = ", ".join(metropoles)
+        failed.append(
+            rule(
+                "amendment_metropole_unjustified",
+                f"une métropole ({names}) ne rejoint un territoire que par exception, avec une "
+                f"justification (metropole_justification)",
+                f"a métropole ({names}) joins a territory only by exception, with a "
+                f"justification (metropole_justification)",
+                "2.4",
+            )
+        )
     after = (members | set(add)) - set(remove)
     if members and not after:
         failed.append(
