@@ -108,7 +108,7 @@ def test_bad_input_is_refused_clearly(env: dict[str, str], tmp_path: Path) -> No
     bad_at = run(env, "territory", "of", FAUCIGNY, "--at", "31/12/2024")
     assert bad_at.returncode == 2 and "--at" in bad_at.stderr and "2024-03-01" in bad_at.stderr
     bad_siren = run(env, "territory", "of", "123456789")
-    assert bad_siren.returncode == 2 and "not a valid SIREN" in bad_siren.stderr
+    assert bad_siren.returncode == 2 and "neither a valid SIREN" in bad_siren.stderr
     unknown = run(env, "territory", "show", "ti-0000")
     assert unknown.returncode == 1 and "unknown territory 'ti-0000'" in unknown.stderr
     bad_file = tmp_path / "list.csv"
@@ -119,3 +119,15 @@ def test_bad_input_is_refused_clearly(env: dict[str, str], tmp_path: Path) -> No
     assert ok(run(env, "territory", "list", "--json"))["count"] == 0  # nothing imported
     no_campaign = run(env, "territory", "import", "--campaign", "ti-2030")
     assert no_campaign.returncode == 1 and "unknown campaign 'ti-2030'" in no_campaign.stderr
+
+
+def test_a_commune_is_answered_on_its_own(env: dict[str, str]) -> None:
+    """Where a groupement is split (FAQ 2.3), ``territory of`` also takes an INSEE code."""
+    ok(run(env, "territory", "import", "--json"))
+    brizon = ok(run(env, "territory", "of", "74049", "--at", "2024-01-01", "--json"))
+    assert brizon["territory"] == {"territory_id": "ti-8422", "name": "Vallée de l'Arve"}
+    assert brizon["groupement"] == FAUCIGNY
+    before = ok(run(env, "territory", "of", "74049", "--at", "2023-11-13", "--json"))
+    assert before["territory"] is None
+    unknown = run(env, "territory", "of", "99999")
+    assert unknown.returncode == 2 and "no commune has the INSEE code 99999" in unknown.stderr

@@ -6,6 +6,7 @@ Amendments themselves are ordinary cases (``case create --workflow perimeter_ame
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -25,6 +26,8 @@ from ti_workflow.errors import FieldError, InvalidData
 from ti_workflow.storage.database import read
 from ti_workflow.territories import importer, store
 from ti_workflow.territories.views import membership_view, snapshot_view
+
+INSEE_RE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
 
 app = typer.Typer(
     help="Labelled territories: perimeter, governance, history.", no_args_is_help=True
@@ -148,17 +151,33 @@ def show(
 @app.command("of")
 @command
 def of(
-    siren: Annotated[str, typer.Argument(help="SIREN of an EPCI à fiscalité propre or an EPT.")],
+    siren: Annotated[
+        str,
+        typer.Argument(
+            help="SIREN of an EPCI à fiscalité propre or an EPT, or the INSEE code of a "
+            "commune (5 characters: where a groupement is split, communes are answered one "
+            "by one)."
+        ),
+    ],
     at: AtOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The territory a groupement belonged to on one day (none: exit 0, territory null)."""
+    """The territory a groupement (or commune) belonged to on one day (none: exit 0, null)."""
     siren = siren.strip()
+    if INSEE_RE.match(siren):
+        commune_of(siren, at, db, as_json)
+        return
     if not siren_number.is_valid(siren):
         raise InvalidData(
             "argument",
-            [FieldError("SIREN", f"{siren!r} is not a valid SIREN (9 digits, checksum)")],
+            [
+                FieldError(
+                    "SIREN",
+                    f"{siren!r} is neither a valid SIREN (9 digits, checksum) nor an INSEE "
+                    f"commune code (5 characters, e.g. 74081 or 2A004)",
+                )
+            ],
         )
     with opened(db) as eng:
         g = eng.catalog.reference.groupement(siren)
@@ -195,6 +214,35 @@ def of(
                 console.print(
                     f"{siren} ({g.name}) belonged to no territory on {day}", highlight=False
                 )
+
+        emit(value, as_json, human)
+
+
+def commune_of(code: str, at: str | None, db: str | None, as_json: bool) -> None:
+    with opened(db) as eng:
+        day = parse_at(at, eng)
+        with read(eng.db) as conn:
+            info = store.communes_info(conn, [code]).get(code)
+            if info is None:
+                raise InvalidData(
+                    "argument",
+                    [FieldError("SIREN", f"no commune has the INSEE code {code} (2023 data)")],
+                )
+            holders = [
+                {"territory_id": tid, "name": store.name_on(conn, tid, day)}
+                for tid in store.commune_holders(conn, code, info["epci_siren"], day)
+            ]
+        value = {
+            "commune": code,
+            "name": info["name"],
+            "groupement": info["epci_siren"],
+            "at": day.isoformat(),
+            "territory": holders[0] if holders else None,
+        }
+
+        def human() -> None:
+            where = f"{holders[0]['territory_id']} {holders[0]['name']}" if holders else "none"
+            console.print(f"{code} ({info['name']}) on {day}: {where}", highlight=False)
 
         emit(value, as_json, human)
 

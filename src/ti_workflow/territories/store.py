@@ -230,7 +230,7 @@ class Membership:
         }
 
 
-def _name_on(conn: Connection, territory_id: str, day: date) -> str | None:
+def name_on(conn: Connection, territory_id: str, day: date) -> str | None:
     row = conn.execute(_NAME_ON, {"tid": territory_id, "day": day}).first()
     return row.name if row else None
 
@@ -248,7 +248,7 @@ def memberships(
         day = on or max(r.valid_from, from_ or r.valid_from)
         out.append(
             Membership(
-                r.territory_id, _name_on(conn, r.territory_id, day), r.siren, r.valid_from,
+                r.territory_id, name_on(conn, r.territory_id, day), r.siren, r.valid_from,
                 r.valid_to,
             )
         )  # fmt: skip
