@@ -102,6 +102,8 @@ def test_import_amend_and_ask_by_date(env: dict[str, str], tmp_path: Path) -> No
     assert none["territory"] is None
     listed = ok(run(env, "territory", "list", "--region", "84", "--json"))
     assert listed["count"] == 28
+    assert ok(run(env, "territory", "list", "--at", "2023-11-13", "--json"))["count"] == 0
+    assert ok(run(env, "territory", "list", "--at", "2023-11-14", "--json"))["count"] == 183
 
 
 def test_bad_input_is_refused_clearly(env: dict[str, str], tmp_path: Path) -> None:

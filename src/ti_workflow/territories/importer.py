@@ -193,14 +193,14 @@ def import_territories(
     unchanged: list[str] = []
     differing: list[str] = []
     new: list[Listed] = []
-    existing = {t.id: (t, name, sirens) for t, name, sirens in store.list_territories(conn, day)}
+    on_day = {t.id: (name, sirens) for t, name, sirens in store.list_territories(conn, day)}
     for entry in listed.values():
-        if entry.id not in existing:
+        t = store.find_territory(conn, entry.id) if entry.id not in on_day else None
+        if entry.id not in on_day and t is None:
             new.append(entry)
             continue
-        t, name, sirens = existing[entry.id]
-        if t.labelled_on > day:  # labelled after the announcement: compare as it began
-            name, sirens = _as_labelled(conn, t)
+        # labelled after the announcement: compare it as it began
+        name, sirens = on_day[entry.id] if t is None else _as_labelled(conn, t)
         same = name == entry.name and set(sirens) == set(entry.members)
         (unchanged if same else differing).append(entry.id)
     new_ids = {e.id for e in new}

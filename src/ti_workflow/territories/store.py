@@ -294,7 +294,9 @@ def commune_holders(conn: Connection, code: str, epci: str | None, day: date) ->
 def list_territories(
     conn: Connection, day: date, campaign: str | None = None
 ) -> list[tuple[Territory, str | None, list[str]]]:
-    query = select(territories_t).order_by(territories_t.c.id)
+    """Territories labelled on or before ``day``, with their name and members that day."""
+    query = select(territories_t).where(territories_t.c.labelled_on <= day)
+    query = query.order_by(territories_t.c.id)
     if campaign:
         query = query.where(territories_t.c.campaign_id == campaign)
     tids = {r.id: r for r in conn.execute(query).all()}
