@@ -220,3 +220,27 @@ def test_a_commune_of_a_split_groupement_moves_on_its_own(
         assert store.commune_holders(conn, "74049", FAUCIGNY, date(2024, 5, 31)) == [ARVE]
         assert store.commune_holders(conn, "74049", FAUCIGNY, date(2024, 6, 1)) == ["ti-8401"]
     assert FAUCIGNY in members_on(engine, ARVE, "2024-06-01")
+
+
+def test_a_groupement_joins_without_its_commune_held_elsewhere(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    """FAQ 2.1: no double membership at commune level either, once a groupement is split."""
+    import_shipped(engine)
+    clock.set(paris("2024-03-01T10:00:00"))
+    for tid, change in ((ARVE, "remove_communes"), ("ti-8401", "add_communes")):
+        case_id = file_amendment(
+            engine, amendment(tid, effective_on="2024-06-01", **{change: ["74049"]})
+        )
+        assert all_favourable(engine, case_id) == "approved"
+    leave = file_amendment(engine, amendment(ARVE, remove=[FAUCIGNY], effective_on="2024-07-01"))
+    all_favourable(engine, leave)
+    engine.fire(leave, "acknowledge_major_change", COMMITTEE, {"reason": "scission"})
+    assert territory_of(engine, FAUCIGNY, "2024-07-01") is None
+    join = amendment("ti-8402", add=[FAUCIGNY], effective_on="2024-07-01")
+    case = engine.create_case("perimeter_amendment", "ti-2023-2027", join, TERRITORY_OWNER)
+    with pytest.raises(GuardRefused) as exc:
+        engine.fire(case.id, "submit", TERRITORY_OWNER)
+    assert {r.code for r in exc.value.rules} == {"amendment_commune_elsewhere"}
+    engine.update_data(case.id, {**join, "remove_communes": ["74049"]}, TERRITORY_OWNER)
+    assert engine.fire(case.id, "submit", TERRITORY_OWNER).case.state == "submitted"

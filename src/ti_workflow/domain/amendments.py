@@ -202,6 +202,19 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
                     f"groupement {siren} is not a member of territory {tid} on {t['effective_on']}",
                 )
             )
+    leaving = set(ctx.data.get("remove_communes") or [])
+    for code, other in sorted((t.get("communes_elsewhere") or {}).items()):
+        if code not in leaving:
+            failed.append(
+                rule(
+                    "amendment_commune_elsewhere",
+                    f"la commune {code}, d'un groupement ajouté, appartient déjà au territoire "
+                    f"{other} : la retirer dans la même demande (remove_communes)",
+                    f"commune {code}, of an added groupement, already belongs to territory "
+                    f"{other}: take it out in the same amendment (remove_communes)",
+                    "2.1",
+                )
+            )
     metropoles = [g.name for s in add if (g := ctx.reference.groupement(s)) and g.is_metropole]
     if metropoles and not (ctx.data.get("metropole_justification") or "").strip():
         names = ", ".join(metropoles)

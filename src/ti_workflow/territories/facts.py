@@ -58,6 +58,9 @@ def territory_facts(conn: Connection, data: Mapping[str, Any], day: date) -> dic
         "governance": snap.governance,
         "elsewhere": elsewhere,
         "communes": communes,
+        "communes_elsewhere": store.communes_included_elsewhere(
+            conn, data.get("add") or [], tid, day
+        ),
     }
 
 

@@ -265,6 +265,27 @@ def communes_info(conn: Connection, codes: Iterable[str]) -> dict[str, dict[str,
     }
 
 
+def communes_included_elsewhere(
+    conn: Connection, sirens: Iterable[str], territory_id: str, day: date
+) -> dict[str, str]:
+    """Communes of these groupements included on their own in another territory from ``day``
+    on: INSEE code -> territory id."""
+    sirens = list(sirens)
+    if not sirens:
+        return {}
+    query = (
+        select(tcommunes_t.c.code_insee, tcommunes_t.c.territory_id)
+        .join(communes_t, communes_t.c.code_insee == tcommunes_t.c.code_insee)
+        .where(
+            communes_t.c.epci_siren.in_(sirens),
+            tcommunes_t.c.mode == "include",
+            tcommunes_t.c.territory_id != territory_id,
+            or_(tcommunes_t.c.valid_to.is_(None), tcommunes_t.c.valid_to > day),
+        )
+    )
+    return {r.code_insee: r.territory_id for r in conn.execute(query).all()}
+
+
 def commune_holders(conn: Connection, code: str, epci: str | None, day: date) -> list[str]:
     """Territories holding a commune on a day: included on its own, or through its groupement
     unless excluded."""
