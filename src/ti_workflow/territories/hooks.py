@@ -13,7 +13,7 @@ from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS, GOVERNANCE_A
 from ti_workflow.domain.amendments import governance_after
 from ti_workflow.engine import Change
 from ti_workflow.errors import Rule
-from ti_workflow.territories import store
+from ti_workflow.territories import store, writes
 from ti_workflow.territories.errors import TerritoryRefused, double_membership
 
 
@@ -30,7 +30,7 @@ def on_labelled(conn: Connection, change: Change) -> None:
     if change.definition.name != "candidacy" or not _reached(change, "labelled"):
         return
     case = change.case
-    store.lock_memberships(conn)
+    writes.lock_memberships(conn)
     day = paris(change.now).date()
     members = list(dict.fromkeys((case.data.get("perimeter") or {}).get("members") or []))
     tid = territory_id_for_case(case.id)
@@ -44,7 +44,7 @@ def on_labelled(conn: Connection, change: Change) -> None:
             ],
         )
     governance = case.data.get("governance") or {}
-    store.create_territory(
+    writes.create_territory(
         conn,
         territory_id=tid,
         campaign_id=case.campaign_id,
@@ -74,20 +74,20 @@ def on_approved(conn: Connection, change: Change) -> None:
     case, data = change.case, change.case.data
     given = data.get("effective_on")
     day = date.fromisoformat(given) if given else paris(change.now).date()
-    store.lock_memberships(conn)
+    writes.lock_memberships(conn)
     territory = store.load_territory(conn, data["territory_id"])
     tid, cid = territory.id, case.id
     action = f"approving amendment {cid}"
     if change.definition.name == GOVERNANCE_AMENDMENT:
         current = store.snapshot(conn, territory, day).governance
-        store.close(conn, store.governance_t, tid, day, cid)
-        store.open_row(
+        writes.close(conn, store.governance_t, tid, day, cid)
+        writes.open_row(
             conn, store.governance_t, tid, day, cid,
             members=governance_after(current, data),
             justification=data.get("extended_governance_justification"),
         )  # fmt: skip
     for siren in data.get("remove") or []:
-        if store.close(conn, store.members_t, tid, day, cid, siren=siren) != 1:
+        if writes.close(conn, store.members_t, tid, day, cid, siren=siren) != 1:
             raise TerritoryRefused(action, [_stale(f"{siren} n'en est plus membre")])
     for siren in data.get("add") or []:
         clash = store.memberships(conn, [siren], from_=day)
@@ -95,17 +95,17 @@ def on_approved(conn: Connection, change: Change) -> None:
             m = clash[0]
             rule = double_membership(siren, tid, m.territory_id, m.valid_from.isoformat())
             raise TerritoryRefused(action, [rule])
-        store.open_row(conn, store.members_t, tid, day, cid, siren=siren)
+        writes.open_row(conn, store.members_t, tid, day, cid, siren=siren)
     for mode, codes in (
         ("include", data.get("add_communes")),
         ("exclude", data.get("remove_communes")),
     ):
         opposite = "exclude" if mode == "include" else "include"
         for code in codes or []:
-            if not store.close(
+            if not writes.close(
                 conn, store.tcommunes_t, tid, day, cid, code_insee=code, mode=opposite
             ):
-                store.open_row(conn, store.tcommunes_t, tid, day, cid, code_insee=code, mode=mode)
+                writes.open_row(conn, store.tcommunes_t, tid, day, cid, code_insee=code, mode=mode)
     if data.get("new_name"):
-        store.close(conn, store.names_t, tid, day, cid)
-        store.open_row(conn, store.names_t, tid, day, cid, name=data["new_name"])
+        writes.close(conn, store.names_t, tid, day, cid)
+        writes.open_row(conn, store.names_t, tid, day, cid, name=data["new_name"])

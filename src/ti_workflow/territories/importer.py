@@ -19,7 +19,7 @@ from stdnum.fr import siren as siren_number
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.reference import Referential
 from ti_workflow.errors import FieldError, InvalidData
-from ti_workflow.territories import store
+from ti_workflow.territories import store, writes
 from ti_workflow.territories.errors import TerritoryRefused, double_membership
 
 SHIPPED = "ti_2023_2027_liste20231114_membres.csv"
@@ -188,7 +188,7 @@ def import_territories(
     now: datetime,
 ) -> ImportReport:
     day = history_start(campaign)
-    store.lock_memberships(conn)
+    writes.lock_memberships(conn)
     created: list[str] = []
     unchanged: list[str] = []
     differing: list[str] = []

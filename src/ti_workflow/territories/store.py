@@ -1,4 +1,4 @@
-"""Effective-dated reads and writes of territories (prepared Core statements).
+"""Effective-dated reads of territories (statements prepared once; writes in ``writes.py``).
 
 A fact holds on day D when ``valid_from <= D < valid_to`` (``valid_to`` NULL: still in
 force). Writes never rewrite a period: a change closes the rows in force on its
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -21,13 +21,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
-    insert,
     inspect,
     or_,
     select,
     union_all,
 )
-from sqlalchemy import update as sql_update
 
 from ti_workflow.errors import NotFound
 from ti_workflow.storage.database import SchemaOutdated
@@ -335,75 +333,3 @@ def list_territories(
         )
         for tid, r in tids.items()
     ]
-
-
-# --- writes -----------------------------------------------------------------------------
-
-TERRITORY_LOCK = 0x7465_7272  # "terr": one advisory lock for every change of membership
-
-
-def lock_memberships(conn: Connection) -> None:
-    """Serialise membership changes so two approvals cannot both take one groupement.
-
-    SQLite already serialises writers (``BEGIN IMMEDIATE``); PostgreSQL's read committed
-    would let two transactions check, then both insert. The lock ends with the transaction.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(TERRITORY_LOCK)))
-
-
-_INSERT_MEMBER = insert(members_t)
-
-
-def create_territory(
-    conn: Connection,
-    *,
-    territory_id: str,
-    campaign_id: str,
-    labelled_on: date,
-    source: str,
-    case_id: int | None,
-    name: str,
-    members: Sequence[str],
-    governance: list[dict[str, Any]] | None,
-    justification: str | None,
-    now: datetime,
-) -> None:
-    conn.execute(
-        insert(territories_t).values(
-            id=territory_id,
-            campaign_id=campaign_id,
-            labelled_on=labelled_on,
-            source=source,
-            case_id=case_id,
-            created_at=now,
-        )
-    )
-    dated = {"territory_id": territory_id, "valid_from": labelled_on, "case_id": case_id}
-    conn.execute(insert(names_t).values(name=name, **dated))
-    if members:
-        conn.execute(_INSERT_MEMBER, [{"siren": s, **dated} for s in members])
-    if governance is not None:
-        conn.execute(
-            insert(governance_t).values(members=governance, justification=justification, **dated)
-        )
-
-
-def close(
-    conn: Connection, table: Table, territory_id: str, day: date, case_id: int, **match: Any
-) -> int:
-    """End, on ``day``, the rows of ``table`` in force that day (and match ``match``)."""
-    where = [table.c.territory_id == territory_id, in_force(table, day)]
-    where += [table.c[k] == v for k, v in match.items()]
-    result = conn.execute(
-        sql_update(table).where(*where).values(valid_to=day, ended_by_case_id=case_id)
-    )
-    return int(result.rowcount)
-
-
-def open_row(
-    conn: Connection, table: Table, territory_id: str, day: date, case_id: int, **values: Any
-) -> None:
-    conn.execute(
-        insert(table).values(territory_id=territory_id, valid_from=day, case_id=case_id, **values)
-    )
