@@ -9,7 +9,7 @@ its hash-chained events together. Any exception rolls everything back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.machine import CompiledMachine, IllegalStep
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.reference import Referential
-from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
+from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context, Form
 from ti_workflow.errors import (
     Conflict,
     Forbidden,
@@ -124,6 +124,10 @@ timers, territory records...). An exception rolls the whole command back."""
 ContextProvider = Callable[[Connection, StoredCase, str], Mapping[str, Any]]
 """Adds read-only facts from the database to the guards' ``Context.extra`` for one trigger."""
 
+RegionProvider = Callable[[Connection, str, Mapping[str, Any]], Iterable[str]]
+"""Adds regions a case concerns that only the database knows (workflow, clean form data):
+e.g. the regions of the territory an amendment changes. Called on create and update."""
+
 
 class Engine:
     def __init__(
@@ -139,6 +143,7 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.hooks: list[Hook] = list(hooks)
         self.context_providers: list[ContextProvider] = list(context_providers)
+        self.region_providers: list[RegionProvider] = []
 
     # --- commands -----------------------------------------------------------------
 
@@ -153,9 +158,9 @@ class Engine:
             )
         form = FORMS[definition.form]
         clean = form.parse(data)
-        regions = form.regions(clean, self.catalog.reference)
         now = self.clock.now()
         with self.db.begin() as conn:
+            regions = self._regions(conn, form, workflow, clean)
             case_id = repo.insert_case(
                 conn,
                 workflow=workflow,
@@ -203,7 +208,7 @@ class Engine:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
             form = FORMS[definition.form]
             clean = form.parse(data)
-            regions = form.regions(clean, self.catalog.reference)
+            regions = self._regions(conn, form, case.workflow, clean)
             event = self._event(
                 case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
             )
@@ -310,6 +315,17 @@ class Engine:
         return options
 
     # --- internals ----------------------------------------------------------------
+
+    def _regions(
+        self, conn: Connection, form: Form, workflow: str, clean: dict[str, Any]
+    ) -> tuple[str, ...]:
+        regions = form.regions(clean, self.catalog.reference)
+        if not self.region_providers:
+            return regions
+        found = set(regions)
+        for provider in self.region_providers:
+            found.update(provider(conn, workflow, clean))
+        return tuple(sorted(found))
 
     def _extra(self, conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
         extra: dict[str, Any] = {}

@@ -1,0 +1,168 @@
+"""The review of an amendment (FAQ 2.3): how marginal the change is, the national
+committee's acknowledgement of a change that is not, the binding regional opinions
+(one unfavourable refuses, favourable from both bodies of every region approves) and
+the decision. Registered on import, like :mod:`ti_workflow.domain.amendments`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from ti_workflow.domain import amendment_forms as af
+from ti_workflow.domain.actors import REGIONAL_ROLES
+from ti_workflow.domain.rules import JSON, Context, effect, guard
+from ti_workflow.errors import Rule
+
+MARGINAL_SHARE_PARAMETER = "amendment_marginal_share"
+
+
+def rule(code: str, fr: str, en: str, faq: str = "2.3") -> Rule:
+    return Rule(code, faq, fr, en)
+
+
+def fr_date(iso: str | None) -> str:
+    return date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "?"
+
+
+def territory_facts(ctx: Context) -> Mapping[str, Any]:
+    return ctx.extra.get("territory") or {}
+
+
+def change_share(ctx: Context) -> tuple[float, float | None]:
+    """Share of the members changed (groupements added + removed / members on the effective
+    date), and the campaign's threshold above which the change is not marginal."""
+    threshold = ctx.campaign.parameters.get(MARGINAL_SHARE_PARAMETER)
+    limit = float(threshold) if threshold is not None else None
+    if "add_members" in ctx.data:  # a governance amendment: no perimeter share
+        return 0.0, limit
+    members = len(territory_facts(ctx).get("members") or [])
+    changed = len(af.changed_sirens(ctx.data))
+    share = changed / members if members else float(changed > 0)
+    return share, limit
+
+
+def is_major(ctx: Context) -> bool:
+    """Above the campaign's marginal share; with no parameter set, every perimeter change is."""
+    if "add_members" in ctx.data:
+        return False
+    share, threshold = change_share(ctx)
+    return threshold is None or share > threshold
+
+
+@guard
+def change_is_major(ctx: Context) -> list[Rule]:
+    if is_major(ctx):
+        return []
+    share, threshold = change_share(ctx)
+    return [
+        rule(
+            "change_is_marginal",
+            f"la modification ({share:.0%} des membres) est marginale (seuil {threshold:.0%}) : "
+            f"rien à prendre en compte",
+            f"the change ({share:.0%} of the members) is marginal (threshold "
+            f"{threshold:.0%}): nothing to acknowledge",
+        )
+    ]
+
+
+@guard
+def major_change_acknowledged(ctx: Context) -> list[Rule]:
+    if not is_major(ctx) or ctx.facts.get("major_change_acknowledged"):
+        return []
+    share, threshold = change_share(ctx)
+    limit = f"{threshold:.0%}" if threshold is not None else "non défini / not set"
+    return [
+        rule(
+            "major_change_not_acknowledged",
+            f"la modification touche {share:.0%} des membres (au-delà du seuil de modification "
+            f"marginale, {limit}) : le comité national doit en prendre acte "
+            f"(acknowledge_major_change)",
+            f"the change touches {share:.0%} of the members (above the marginal threshold, "
+            f"{limit}): the national committee must acknowledge it (acknowledge_major_change)",
+        )
+    ]
+
+
+def _opinions(ctx: Context) -> Mapping[str, Mapping[str, Any]]:
+    return ctx.facts.get("opinions") or {}
+
+
+def unfavourable_opinions(ctx: Context) -> list[str]:
+    return [
+        f"{region}/{body}"
+        for region, bodies in sorted(_opinions(ctx).items())
+        for body, o in sorted(bodies.items())
+        if o.get("opinion") == "unfavourable"
+    ]
+
+
+@guard
+def an_opinion_is_unfavourable(ctx: Context) -> list[Rule]:
+    if unfavourable_opinions(ctx):
+        return []
+    return [rule("no_unfavourable_opinion", "aucun avis défavorable", "no unfavourable opinion")]
+
+
+@guard
+def all_opinions_favourable(ctx: Context) -> list[Rule]:
+    opinions = _opinions(ctx)
+    waiting = [
+        f"{region}/{body}"
+        for region in ctx.regions
+        for body in REGIONAL_ROLES
+        if (opinions.get(region) or {}).get(body, {}).get("opinion") != "favourable"
+    ]
+    if not waiting:
+        return []
+    listed = ", ".join(waiting)
+    return [
+        rule(
+            "favourable_opinions_missing",
+            f"avis favorables attendus (conseil régional et services de l'État) : {listed}",
+            f"favourable opinions still needed (regional council and State services): {listed}",
+        )
+    ]
+
+
+@effect
+def record_amendment_scope(ctx: Context) -> tuple[JSON, JSON]:
+    share, threshold = change_share(ctx)
+    t = territory_facts(ctx)
+    notes = {
+        "regions": list(ctx.regions),
+        "effective_on": t.get("effective_on"),
+        "members_before": len(t.get("members") or []),
+        "share_changed": round(share, 4),
+        "marginal_threshold": threshold,
+        "major_change": is_major(ctx),
+    }
+    return {**ctx.facts, "scope": notes}, notes
+
+
+@effect
+def record_acknowledgement(ctx: Context) -> tuple[JSON, JSON]:
+    share, threshold = change_share(ctx)
+    ack = {
+        "at": ctx.now.isoformat(),
+        "actor": ctx.actor.label,
+        "reason": ctx.payload.get("reason"),
+        "share_changed": round(share, 4),
+        "marginal_threshold": threshold,
+    }
+    return {**copy.deepcopy(dict(ctx.facts)), "major_change_acknowledged": ack}, ack
+
+
+@effect
+def record_amendment_decision(ctx: Context) -> tuple[JSON, JSON]:
+    approved = ctx.trigger == "approve"
+    t = territory_facts(ctx)
+    decision: dict[str, Any] = {
+        "decision": "approved" if approved else "refused",
+        "at": ctx.now.isoformat(),
+        "effective_on": t.get("effective_on") if approved else None,
+    }
+    if not approved:
+        decision["unfavourable"] = unfavourable_opinions(ctx)
+    return {**ctx.facts, "decision": decision}, decision
