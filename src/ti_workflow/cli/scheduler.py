@@ -290,7 +290,15 @@ def notifications_show(
         raise NotFound("message", message)
     msg = outbox.build_message(row, settings(db).mail_from)
     body = {**outbox._public(row), "text": row.body_text, "html": row.body_html}
-    emit(body, as_json, lambda: print(msg.as_string()))
+
+    def human() -> None:
+        for header in ("From", "To", "Subject", "Message-ID", "Date"):
+            print(f"{header}: {msg[header]}")
+        print(f"Status: {row.status} ({row.attempts} attempt(s)) {row.last_error or ''}")
+        print()
+        print(row.body_text)
+
+    emit(body, as_json, human)
 
 
 @notifications_app.command("retry")

@@ -120,14 +120,17 @@ class Dispatcher:
             return report
         smtp: aiosmtplib.SMTP | None = None
         try:
-            for row in rows:
+            for index, row in enumerate(rows):
                 if smtp is None or not smtp.is_connected:
                     try:
                         smtp = await self._connect()
                     except TRANSIENT as exc:
+                        # The server is unreachable: the rest of the batch waits too.
+                        error = f"cannot connect to SMTP: {_describe(exc)}"
+                        for waiting in rows[index:]:
+                            self._transient(waiting, error, report)
                         smtp = None
-                        self._transient(row, f"cannot connect to SMTP: {_describe(exc)}", report)
-                        continue
+                        break
                 await self._send_one(smtp, row, report)
         finally:
             if smtp is not None and smtp.is_connected:

@@ -54,7 +54,10 @@ def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str
     if value is None:
         return ""
     if isinstance(value, str):
-        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return str(value)  # a free-text value given by a campaign file: shown as written
     if isinstance(value, datetime):
         local = value.astimezone(PARIS)
         text = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
@@ -87,14 +90,17 @@ class Renderer:
         )
         self.env.filters["fr_date"] = fr_date
 
-    def check(self, specs: Iterable[NotificationSpec], sample: Mapping[str, Any]) -> None:
-        """Every part of every notification exists, uses only given names, and renders."""
+    def check(
+        self, specs: Iterable[NotificationSpec], samples: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Every part of every notification exists, uses only given names, and renders with
+        each sample (one per campaign: its parameters differ)."""
+        specs = list(specs)
         errors: list[str] = []
         for spec in specs:
             allowed = provided(spec)
             for part in PARTS:
-                name = f"{spec.name}.{part}"
-                path = self.directory / name
+                path = self.directory / f"{spec.name}.{part}"
                 try:
                     source = path.read_text(encoding="utf-8")
                 except OSError:
@@ -111,15 +117,27 @@ class Renderer:
                         f"{path}: uses {', '.join(unknown)}, which notification {spec.name!r} "
                         f"does not provide (it provides: {', '.join(sorted(allowed))})"
                     )
-                    continue
-                context = {k: v for k, v in sample.items() if k in allowed}
-                context.update({v: f"<{v}>" for v in spec.variables})
-                try:
-                    self.env.get_template(name).render(context)
-                except (TemplateError, TypeError, ValueError) as exc:
-                    errors.append(f"{path}: does not render with a sample {spec.scope}: {exc}")
+        if not errors:
+            for sample in samples:
+                errors += self._render_all(specs, sample)
         if errors:
-            raise InvalidTemplate(errors)
+            raise InvalidTemplate(sorted(set(errors)))
+
+    def _render_all(self, specs: list[NotificationSpec], sample: Mapping[str, Any]) -> list[str]:
+        errors = []
+        for spec in specs:
+            allowed = provided(spec)
+            context = {k: v for k, v in sample.items() if k in allowed}
+            context.update({v: f"<{v}>" for v in spec.variables})
+            for part in PARTS:
+                try:
+                    self.env.get_template(f"{spec.name}.{part}").render(context)
+                except (TemplateError, TypeError, ValueError) as exc:
+                    errors.append(
+                        f"{self.directory / f'{spec.name}.{part}'}: does not render with a "
+                        f"sample {spec.scope} of campaign {sample['campaign']['id']}: {exc}"
+                    )
+        return errors
 
     def render(self, notification: str, context: Mapping[str, Any]) -> Rendered:
         try:

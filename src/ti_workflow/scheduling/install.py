@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -47,6 +48,17 @@ class Scheduling:
 
 
 _INSTALLED: weakref.WeakKeyDictionary[Engine, Scheduling] = weakref.WeakKeyDictionary()
+_RENDERERS: dict[str, Renderer] = {}
+_CHECKED: set[Any] = set()
+
+
+def renderer_for(directory: Path) -> Renderer:
+    """One renderer (compiled templates) per directory and process; checks are memoised
+    on the files' modification times, so many engines in one process check once."""
+    found = _RENDERERS.get(str(directory))
+    if found is None:
+        found = _RENDERERS[str(directory)] = Renderer(directory)
+    return found
 
 
 def scheduling_of(engine: Engine) -> Scheduling:
@@ -58,7 +70,7 @@ def scheduling_of(engine: Engine) -> Scheduling:
 
 def install(engine: Engine, settings: Settings) -> None:
     composer = Composer(
-        Renderer(settings.notifications_dir),
+        renderer_for(settings.notifications_dir),
         load_directory(settings.directory_path),
         engine.catalog.reference,
         settings.mail_from,
@@ -67,7 +79,16 @@ def install(engine: Engine, settings: Settings) -> None:
     for version in engine.catalog.current.values():
         for spec in workflow_specs(engine.catalog.definition(version))[1]:
             specs.setdefault(spec.name, spec)
-    composer.renderer.check(specs.values(), _sample(composer, engine))
+    campaigns: list[Campaign | None] = [*engine.catalog.campaigns.values()] or [None]
+    key = (
+        str(settings.notifications_dir),
+        tuple(sorted((p.name, p.stat().st_mtime_ns) for p in settings.notifications_dir.iterdir())),
+        tuple(sorted(specs.items())),
+        repr([(c.id, sorted(c.parameters.items())) if c else None for c in campaigns]),
+    )
+    if key not in _CHECKED:
+        composer.renderer.check(specs.values(), [_sample(composer, c) for c in campaigns])
+        _CHECKED.add(key)
     _check_campaign_timers(engine)
     engine.hooks.append(_hook(composer))
     _INSTALLED[engine] = Scheduling(settings, composer)
@@ -182,12 +203,10 @@ def cancel_case_timers(conn: Connection, case_id: int, state: str, now: datetime
     return len(gone)
 
 
-def _sample(composer: Composer, engine: Engine) -> dict[str, Any]:
-    """A plausible context to render every template once at load."""
+def _sample(composer: Composer, campaign: Campaign | None) -> dict[str, Any]:
+    """A plausible context (for each campaign: its parameters) to render every template once."""
     now = datetime(2023, 9, 22, 10, 0, tzinfo=UTC)
-    campaign = next(iter(engine.catalog.campaigns.values()), None) or Campaign(
-        "sample", "Sample", "Europe/Paris", now.date(), now.date()
-    )
+    campaign = campaign or Campaign("sample", "Sample", "Europe/Paris", now.date(), now.date())
     case = StoredCase(
         id=1,
         workflow="candidacy",
@@ -210,5 +229,7 @@ def _sample(composer: Composer, engine: Engine) -> dict[str, Any]:
     )
     timer = {"name": "sample", "due_at": now, "late_by": None, "actions": []}
     context = composer.case_context(case, campaign, event, timer, {})
-    context.update({"count": 1, "cases": [{"id": 1, "title": "Territoire exemple"}]})
+    context.update(
+        {"count": 1, "cases": [{"id": 1, "title": "Territoire exemple", "state": "draft"}]}
+    )
     return context
