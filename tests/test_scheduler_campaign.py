@@ -199,7 +199,8 @@ def test_scheduler_down_from_20_to_25_september(world: tuple[Engine, Driver], si
     # Restart on 25 September: catch up at once, late policies applied.
     driver.clock.set(paris("2023-09-25T10:00"))
     report, mail = driver.tick()
-    assert (mail.sent, mail.retrying, mail.failed) == (7, 0, 0)  # 3 lapsed, 2 x 2 review
+    # 3 lapsed, 2 x (window closed, opinion requested), and the receipt queued while down
+    assert (mail.sent, mail.retrying, mail.failed) == (8, 0, 0)
     assert {t["name"]: t["status"] for t in report.timers} == {
         "closing_reminder.J-1": "skipped",  # late: skip
         "window_closing": "done",  # late: fire anyway
