@@ -20,6 +20,7 @@ from ti_workflow.storage.database import read
 
 ARA_COUNCIL = "territoires-industrie@auvergnerhonealpes.example.fr"
 ARA_STATE = "sgar-ti@auvergne-rhone-alpes.example.gouv.fr"
+NATIONAL = "comite-pilotage@territoires-industrie.example.gouv.fr"
 
 
 @pytest.fixture
@@ -90,8 +91,10 @@ def test_down_then_451_then_550_nothing_lost_transient_retried_permanent_reporte
         assert sent.sent == 3
         assert {m.message["Message-ID"] for m in sink.received} == queued_ids
         assert sorted(m.rcpt_tos[0] for m in sink.received) == [
-            "t0@example.org", "t1@example.org", "t2@example.org"
-        ]  # fmt: skip
+            "t0@example.org",
+            "t1@example.org",
+            "t2@example.org",
+        ]
         assert dispatcher(engine, settings).send_due().claimed == 0
         assert len(sink.received) == 3
 

@@ -69,9 +69,11 @@ def _create(engine: Engine) -> dict[str, int]:
 
 def _opinion(engine: Engine, case_id: int, body: str, region: str) -> None:
     engine.fire(
-        case_id, "give_opinion", Actor(body, region=region),
+        case_id,
+        "give_opinion",
+        Actor(body, region=region),
         {"opinion": "favourable", "reasons": "Cohérent avec la stratégie régionale"},
-    )  # fmt: skip
+    )
 
 
 def _received(sink: Sink) -> Counter[tuple[str, str]]:
@@ -116,31 +118,33 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
     driver.run_until(paris("2023-11-30T23:00"), actions)
 
     got = _received(sink)
-    expected = Counter({
-        ("window_opened", "arve@example.org"): 1,            # 23 June: every registered draft
-        ("window_opened", "brouillon@example.org"): 1,
-        ("window_opened", "complement@example.org"): 1,
-        ("window_opened", "bretagne@example.org"): 1,
-        ("submission_acknowledged", "arve@example.org"): 1,
-        ("submission_acknowledged", "complement@example.org"): 2,   # filed twice
-        ("submission_acknowledged", "bretagne@example.org"): 1,
-        ("returned_for_completion", "complement@example.org"): 1,
-        ("completion_reminder", "complement@example.org"): 1,       # 15 August (P14D)
-        ("closing_reminder", "brouillon@example.org"): 3,           # J-14, J-7, J-1
-        ("candidacy_lapsed", "brouillon@example.org"): 1,
-        ("window_closed", "arve@example.org"): 1,
-        ("window_closed", "complement@example.org"): 1,
-        ("window_closed", "bretagne@example.org"): 1,
-        ("opinion_requested", f"{ARA_STATE},{ARA_COUNCIL}"): 2,      # cases A and C
-        ("opinion_requested", f"{BZH_STATE},{BZH_COUNCIL}"): 1,
-        ("opinion_reminder", BZH_STATE): 1,                           # only the missing body
-        ("escalation", NATIONAL): 1,                                  # D at the due date
-        ("labelled", "arve@example.org"): 1,
-        ("labelled", "bretagne@example.org"): 1,
-        ("not_selected", "complement@example.org"): 1,
-        ("general_assembly_invitation", "arve@example.org"): 1,
-        ("general_assembly_invitation", "bretagne@example.org"): 1,
-    })  # fmt: skip
+    expected = Counter(
+        {
+            ("window_opened", "arve@example.org"): 1,  # 23 June: every registered draft
+            ("window_opened", "brouillon@example.org"): 1,
+            ("window_opened", "complement@example.org"): 1,
+            ("window_opened", "bretagne@example.org"): 1,
+            ("submission_acknowledged", "arve@example.org"): 1,
+            ("submission_acknowledged", "complement@example.org"): 2,  # filed twice
+            ("submission_acknowledged", "bretagne@example.org"): 1,
+            ("returned_for_completion", "complement@example.org"): 1,
+            ("completion_reminder", "complement@example.org"): 1,  # 15 August (P14D)
+            ("closing_reminder", "brouillon@example.org"): 3,  # J-14, J-7, J-1
+            ("candidacy_lapsed", "brouillon@example.org"): 1,
+            ("window_closed", "arve@example.org"): 1,
+            ("window_closed", "complement@example.org"): 1,
+            ("window_closed", "bretagne@example.org"): 1,
+            ("opinion_requested", f"{ARA_STATE},{ARA_COUNCIL}"): 2,  # cases A and C
+            ("opinion_requested", f"{BZH_STATE},{BZH_COUNCIL}"): 1,
+            ("opinion_reminder", BZH_STATE): 1,  # only the missing body
+            ("escalation", NATIONAL): 1,  # D at the due date
+            ("labelled", "arve@example.org"): 1,
+            ("labelled", "bretagne@example.org"): 1,
+            ("not_selected", "complement@example.org"): 1,
+            ("general_assembly_invitation", "arve@example.org"): 1,
+            ("general_assembly_invitation", "bretagne@example.org"): 1,
+        }
+    )
     assert got == expected, f"missing: {expected - got}, unexpected: {got - expected}"
 
     # Decisions stay confidential until the map is announced (FAQ 1.3).
@@ -160,9 +164,11 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
 
     states = {k: engine.get(v, COMMITTEE).state for k, v in ids.items()}
     assert states == {
-        "Vallée de l'Arve": "labelled", "Brouillon oublié": "lapsed",
-        "Territoire à compléter": "not_selected", "Bretagne Sud": "labelled",
-    }  # fmt: skip
+        "Vallée de l'Arve": "labelled",
+        "Brouillon oublié": "lapsed",
+        "Territoire à compléter": "not_selected",
+        "Bretagne Sud": "labelled",
+    }
     lapse = [e for e in engine.history(b, COMMITTEE) if e.trigger == "lapse"]
     assert [(e.actor, e.at) for e in lapse] == [("system", paris("2023-09-23T00:00:00"))]
 
@@ -178,10 +184,11 @@ def test_scheduler_down_from_20_to_25_september(world: tuple[Engine, Driver], si
     ids = _create(engine)
     a, b, c, d = (ids[k] for k in ids)
     late_draft = engine.create_case(
-        "candidacy", "ti-2023-2027", candidacy(territory_name="Retardataire",
-                                               contact_email="tard@example.org"),
+        "candidacy",
+        "ti-2023-2027",
+        candidacy(territory_name="Retardataire", contact_email="tard@example.org"),
         Actor("candidate", email="tard@example.org"),
-    ).id  # fmt: skip
+    ).id
     driver.run_until(
         paris("2023-09-20T08:00"),
         [(paris("2023-07-03T10:00"), lambda: engine.fire(a, "submit", A))],
@@ -225,8 +232,11 @@ def test_scheduler_down_from_20_to_25_september(world: tuple[Engine, Driver], si
     lapses = [e for e in engine.history(b, COMMITTEE) if e.trigger == "lapse"]
     assert len(lapses) == 1 and lapses[0].at == paris("2023-09-25T10:00")
     with read(engine.db) as conn:
-        closed = [t for t in list_timers(conn, statuses=STATUSES, limit=100)
-                  if t["name"] == "window_closing"]  # fmt: skip
+        closed = [
+            t
+            for t in list_timers(conn, statuses=STATUSES, limit=100)
+            if t["name"] == "window_closing"
+        ]
     assert [(t["status"], t["attempts"]) for t in closed] == [("done", 1)]
     assert d  # the Breton draft was never submitted: lapsed above
 

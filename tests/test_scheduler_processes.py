@@ -64,12 +64,22 @@ def test_two_scheduler_processes_on_postgresql_fire_every_timer_exactly_once(
     with engine.db.begin() as conn:
         for i, case_id in enumerate(case_ids):
             insert_timer(
-                conn, key=f"test:{case_id}", campaign_id="ti-2023-2027", case_id=case_id,
-                name="review_start", due_at=paris("2023-07-04T00:00") + timedelta(seconds=i),
-                action={"kind": "case", "workflow": "candidacy", "fire": "start_regional_review",
-                        "notify": None, "while_in": ["submitted"]},
-                late_policy="fire", created_at=paris("2023-07-03T00:00"),
-            )  # fmt: skip
+                conn,
+                key=f"test:{case_id}",
+                campaign_id="ti-2023-2027",
+                case_id=case_id,
+                name="review_start",
+                due_at=paris("2023-07-04T00:00") + timedelta(seconds=i),
+                action={
+                    "kind": "case",
+                    "workflow": "candidacy",
+                    "fire": "start_regional_review",
+                    "notify": None,
+                    "while_in": ["submitted"],
+                },
+                late_policy="fire",
+                created_at=paris("2023-07-03T00:00"),
+            )
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(pg_url, barrier, results, f"w{i}")) for i in (1, 2)]
@@ -126,18 +136,33 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
     draft = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE).id
     engine.db.dispose()
     with smtp_sink() as sink:
-        env = {**os.environ, "TI_WORKFLOW_SMTP_HOST": "127.0.0.1",
-               "TI_WORKFLOW_SMTP_PORT": str(sink.port)}  # fmt: skip
+        env = {
+            **os.environ,
+            "TI_WORKFLOW_SMTP_HOST": "127.0.0.1",
+            "TI_WORKFLOW_SMTP_PORT": str(sink.port),
+        }
         listed = cli("timers", "list", "--json", "--db", sqlite_url, env=env)
         assert [t["name"] for t in json.loads(listed.stdout)][:2] == [
-            "window_opened", "closing_reminder.J-14"
-        ]  # fmt: skip
-        run = cli("scheduler", "run", "--exit-after", "4", "--interval", "1", "--json",
-                  "--db", sqlite_url, env=env)  # fmt: skip
+            "window_opened",
+            "closing_reminder.J-14",
+        ]
+        run = cli(
+            "scheduler",
+            "run",
+            "--exit-after",
+            "4",
+            "--interval",
+            "1",
+            "--json",
+            "--db",
+            sqlite_url,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr
         assert {str(m.message["X-TI-Notification"]) for m in sink.received} == {
-            "candidacy_lapsed", "timer_escalated"
-        }  # fmt: skip
+            "candidacy_lapsed",
+            "timer_escalated",
+        }
         assert len(sink.received) == 2
     db = create_engine(sqlite_url)
     with db.connect() as conn:
