@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, inspect, select
+from typer.testing import CliRunner, Result
 
 from conftest import CANDIDATE, candidacy, paris
 from sched_support import smtp_sink
 from ti_workflow.bootstrap import open_engine
+from ti_workflow.cli.app import app
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.scheduling import lock
 from ti_workflow.scheduling.sweep import sweep
@@ -27,9 +29,15 @@ CLI = [sys.executable, "-m", "ti_workflow.cli"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A real process: the way an operator or cron runs it."""
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, timeout=180, env=env or dict(os.environ)
     )
+
+
+def quick(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The same command in this process (same code path, no interpreter start-up)."""
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def test_init_creates_the_scheduler_and_outbox_tables(db_url: str) -> None:
@@ -54,7 +62,7 @@ def test_two_scheduler_processes_on_postgresql_fire_every_timer_exactly_once(
     pg_url: str, make_engine: Any
 ) -> None:
     engine = make_engine(pg_url)
-    n = 120
+    n = 80
     case_ids = []
     for i in range(n):
         data = candidacy(territory_name=f"T{i}")
@@ -106,8 +114,8 @@ def test_two_scheduler_processes_on_postgresql_fire_every_timer_exactly_once(
 def test_sqlite_allows_one_scheduler_with_a_clear_message(sqlite_url: str) -> None:
     db = create_engine(sqlite_url)
     lock.acquire(db, "other-host:4242", timedelta(minutes=5))
-    result = cli("scheduler", "tick", "--no-send", "--db", sqlite_url)
-    assert result.returncode == 1
+    result = quick("scheduler", "tick", "--no-send", "--db", sqlite_url)
+    assert result.exit_code == 1
     assert "another scheduler (other-host:4242)" in result.stderr
     assert "one scheduler at a time" in result.stderr and "Traceback" not in result.stderr
     lock.release(db, "other-host:4242")
@@ -121,12 +129,16 @@ def test_sqlite_allows_one_scheduler_with_a_clear_message(sqlite_url: str) -> No
 
 
 def test_tick_refuses_a_future_horizon_and_bad_dates(sqlite_url: str) -> None:
-    future = cli("scheduler", "tick", "--until", "2999-01-01", "--db", sqlite_url)
-    assert future.returncode == 2 and "never runs a timer before it is due" in future.stderr
-    bad = cli("timers", "list", "--status", "done-ish", "--db", sqlite_url)
-    assert bad.returncode == 2 and "expected one of" in bad.stderr
-    bad_date = cli("scheduler", "tick", "--until", "22/09/2023", "--db", sqlite_url)
-    assert bad_date.returncode == 2 and "ISO 8601" in bad_date.stderr
+    future = quick("scheduler", "tick", "--until", "2999-01-01", "--db", sqlite_url)
+    assert future.exit_code == 2 and "never runs a timer before it is due" in future.stderr
+    bad = quick("timers", "list", "--status", "done-ish", "--db", sqlite_url)
+    assert bad.exit_code == 2 and "expected one of" in bad.stderr
+    bad_date = quick("scheduler", "tick", "--until", "22/09/2023", "--db", sqlite_url)
+    assert bad_date.exit_code == 2 and "ISO 8601" in bad_date.stderr
+    retry = quick("notifications", "retry", "7", "--db", sqlite_url)
+    assert retry.exit_code == 2 and "message 7: unknown message" in retry.stderr
+    with create_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(timers)).scalar() == 0
 
 
 def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: Path) -> None:
@@ -141,7 +153,7 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
             "TI_WORKFLOW_SMTP_HOST": "127.0.0.1",
             "TI_WORKFLOW_SMTP_PORT": str(sink.port),
         }
-        listed = cli("timers", "list", "--json", "--db", sqlite_url, env=env)
+        listed = quick("timers", "list", "--json", "--db", sqlite_url, env=env)
         assert [t["name"] for t in json.loads(listed.stdout)][:2] == [
             "window_opened",
             "closing_reminder.J-14",
@@ -172,5 +184,5 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
     assert state == "lapsed"
     assert done["window_closing"] == "done" and done["closing_reminder.J-1"] == "skipped"
     assert done["general_assembly_invitation.J+1"] == "escalated"
-    shown = cli("notifications", "list", "--json", "--db", sqlite_url)
+    shown = quick("notifications", "list", "--json", "--db", sqlite_url)
     assert {m["status"] for m in json.loads(shown.stdout)} == {"sent"}
