@@ -30,6 +30,11 @@ from ti_workflow.storage.repository import StoredCase, utc
 
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 STATUSES = ("pending", "sending", "sent", "partial", "failed", "undeliverable")
+# Built once: the hook runs inside every fire, statement construction would dominate.
+_INSERT = {
+    "postgresql": postgresql.insert(outbox).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(outbox).on_conflict_do_nothing(),
+}
 
 
 @dataclass(frozen=True)
@@ -154,9 +159,7 @@ class Composer:
             "created_at": now,
             "last_error": None if recipients else "no valid recipient",
         }
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(outbox).values(**values).on_conflict_do_nothing()
-        return bool(conn.execute(stmt).rowcount)
+        return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
 
 
 def campaign_context(campaign: Campaign) -> dict[str, Any]:

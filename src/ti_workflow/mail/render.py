@@ -85,6 +85,7 @@ class Renderer:
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             keep_trailing_newline=False,
+            auto_reload=False,  # checked at load; a restart picks up edited templates
             trim_blocks=True,
             lstrip_blocks=True,
         )

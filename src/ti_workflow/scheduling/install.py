@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.campaign import Campaign
@@ -28,7 +28,7 @@ from ti_workflow.mail.directory import load_directory
 from ti_workflow.mail.outbox import Composer
 from ti_workflow.mail.render import Renderer
 from ti_workflow.scheduling.jobs import JOBS
-from ti_workflow.scheduling.timers import insert_timer, timers
+from ti_workflow.scheduling.timers import PENDING_OF_CASE, insert_timer, timers
 from ti_workflow.settings import Settings
 from ti_workflow.storage.repository import StoredCase
 
@@ -188,11 +188,7 @@ def _start_case_timer(
 
 
 def cancel_case_timers(conn: Connection, case_id: int, state: str, now: datetime) -> int:
-    rows = conn.execute(
-        select(timers.c.id, timers.c.action).where(
-            timers.c.case_id == case_id, timers.c.status == "pending"
-        )
-    ).all()
+    rows = conn.execute(PENDING_OF_CASE, {"case_id": case_id}).all()
     gone = [r.id for r in rows if state not in (r.action.get("while_in") or [])]
     if gone:
         conn.execute(

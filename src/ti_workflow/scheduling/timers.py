@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ti_workflow.domain.campaign import Campaign
@@ -26,6 +26,13 @@ timers = TimerRow.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=15)
 OPEN_STATUSES = ("pending", "claimed")
 STATUSES = ("pending", "claimed", "done", "skipped", "escalated", "cancelled", "failed")
+_INSERT = {
+    "postgresql": postgresql.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
+    "sqlite": sqlite.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
+}
+PENDING_OF_CASE = select(timers.c.id, timers.c.action).where(
+    timers.c.case_id == bindparam("case_id"), timers.c.status == "pending"
+)
 
 
 def insert_timer(conn: Connection, **values: Any) -> bool:
@@ -33,9 +40,7 @@ def insert_timer(conn: Connection, **values: Any) -> bool:
     values.setdefault("status", "pending")
     values.setdefault("attempts", 0)
     values.setdefault("outcome", {})
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(timers).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    return bool(conn.execute(stmt).rowcount)
+    return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
 
 
 def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:
