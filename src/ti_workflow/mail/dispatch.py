@@ -1,9 +1,10 @@
 """Send the outbox over SMTP with aiosmtplib: one connection per batch, retries, no loss.
 
 A batch is *claimed* first (status ``sending`` with a lease, committed), then sent;
-each message's outcome is committed on its own. A process that dies mid-batch leaves
-its claimed rows to be taken again when the lease expires (at-least-once delivery:
-the Message-ID fixed at enqueue time lets a mail system drop the rare duplicate).
+outcomes are committed every ``FLUSH_EVERY`` messages and at the end of the batch. A
+process that dies mid-batch leaves its claimed rows to be taken again when the lease
+expires (at-least-once delivery: the Message-ID fixed at enqueue time lets a mail
+system drop the rare duplicate).
 Connect errors, timeouts, 4xx replies and 4xx recipient refusals are retried with
 exponential backoff; 5xx replies are permanent and keep the server's words.
 """
@@ -34,6 +35,9 @@ LEASE = timedelta(minutes=5)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 12
+FLUSH_EVERY = 50
+"""Outcomes are committed every FLUSH_EVERY messages and at the end of a batch: a crash
+re-sends at most that many (same Message-ID), it never loses one."""
 TRANSIENT = (SMTPException, OSError, TimeoutError)
 
 
@@ -83,6 +87,7 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+        self._outcomes: list[tuple[int, dict[str, Any]]] = []
 
     def send_due(self, batch: int = 200, max_batches: int = 1000) -> DispatchReport:
         """Send every message due now, batch after batch (sync entry point)."""
@@ -133,6 +138,7 @@ class Dispatcher:
                         break
                 await self._send_one(smtp, row, report)
         finally:
+            self._flush()
             if smtp is not None and smtp.is_connected:
                 try:
                     await smtp.quit()
@@ -192,8 +198,7 @@ class Dispatcher:
             if delivered:
                 values["sent_at"] = now
             setattr(report, status, getattr(report, status) + 1)
-        with self.db.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+        self._record(row.id, values)
 
     def _transient(self, row: Row[Any], error: str, report: DispatchReport) -> None:
         now = self.clock.now()
@@ -207,8 +212,21 @@ class Dispatcher:
             values.update(status="pending", next_attempt_at=now + backoff(attempts))
             report.retrying += 1
         report.errors.append(f"message {row.id}: {error}")
+        self._record(row.id, values)
+
+    def _record(self, row_id: int, values: dict[str, Any]) -> None:
+        self._outcomes.append((row_id, values))
+        if len(self._outcomes) >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the outcomes so far in one transaction (one fsync for many messages)."""
+        if not self._outcomes:
+            return
         with self.db.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+            for row_id, values in self._outcomes:
+                conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
+        self._outcomes.clear()
 
 
 def _describe(exc: BaseException) -> str:
