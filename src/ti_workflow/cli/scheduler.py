@@ -344,11 +344,14 @@ def notifications_retry(
 def smtp_sink(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 1025,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Accept, print nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """A local SMTP server that prints what it receives (for development)."""
 
     def show(got: Received) -> None:
+        if quiet:
+            return
         emit(
             {
                 "from": got.mail_from,
