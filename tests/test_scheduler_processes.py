@@ -186,3 +186,26 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
     assert done["general_assembly_invitation.J+1"] == "escalated"
     shown = quick("notifications", "list", "--json", "--db", sqlite_url)
     assert {m["status"] for m in json.loads(shown.stdout)} == {"sent"}
+
+
+def test_case_notifications_shows_what_was_sent_to_whom_within_scope(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), SimulatedClock(paris("2023-07-03T10:00")))
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    engine.db.dispose()
+    mine = quick(
+        "case", "notifications", str(case.id), "--as", CANDIDATE.label, "--json", "--db", sqlite_url
+    )
+    assert mine.exit_code == 0, mine.stderr
+    [row] = json.loads(mine.stdout)
+    assert row["notification"] == "submission_acknowledged" and row["event_seq"] == 2
+    assert row["to"] == ["candidate <ti@arve.example.org>"] and row["status"] == "pending"
+    other = quick(
+        "case", "notifications", str(case.id), "--as", "candidate:x@example.org", "--db", sqlite_url
+    )
+    assert other.exit_code == 1 and "unknown case" in other.stderr
+    shown = quick("notifications", "show", str(row["id"]), "--db", sqlite_url)
+    assert "Subject: Accusé de réception de votre candidature « Vallée de l'Arve »" in shown.stdout
+    assert "Message-ID: " + row["message_id"] in shown.stdout
+    not_failed = quick("notifications", "retry", str(row["id"]), "--db", sqlite_url)
+    assert not_failed.exit_code == 2 and "only failed or partial messages" in not_failed.stderr
