@@ -29,7 +29,13 @@ from ti_workflow.errors import (
 )
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
-from ti_workflow.scheduling.timers import claim_next, finish, insert_timer, sync_campaign_timers
+from ti_workflow.scheduling.timers import (
+    claim_next,
+    finish,
+    insert_timer,
+    renew,
+    sync_campaign_timers,
+)
 from ti_workflow.storage import repository as repo
 from ti_workflow.storage.database import read
 from ti_workflow.storage.repository import StoredCase, utc
@@ -72,7 +78,7 @@ def sweep(engine: Engine, until: datetime | None = None, worker: str | None = No
     with engine.db.begin() as conn:
         report.created = sync_campaign_timers(conn, engine.catalog.campaigns.values(), now)
     while (row := claim_next(engine.db, now, horizon, worker)) is not None:
-        status, outcome = _run(engine, sched, row, now)
+        status, outcome = _run(engine, sched, row, now, worker)
         if finish(engine.db, row.id, worker, status, outcome, now):
             report.timers.append(
                 {
@@ -88,7 +94,9 @@ def sweep(engine: Engine, until: datetime | None = None, worker: str | None = No
     return report
 
 
-def _run(engine: Engine, sched: Scheduling, row: Row[Any], now: datetime) -> tuple[str, Any]:
+def _run(
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, worker: str
+) -> tuple[str, Any]:
     due = utc(row.due_at)
     late_by = now - due
     late = late_by > timedelta(seconds=sched.settings.scheduler_grace_seconds)
@@ -101,7 +109,7 @@ def _run(engine: Engine, sched: Scheduling, row: Row[Any], now: datetime) -> tup
             return _run_case_timer(engine, sched, row, now)
         return "done", {
             "late_by": str(late_by) if late else None,
-            "actions": _run_campaign_timer(engine, sched, row, now, late),
+            "actions": _run_campaign_timer(engine, sched, row, now, late, worker),
         }
     except TiWorkflowError as exc:
         return "failed", {"error": exc.kind, "message": str(exc)}
@@ -164,7 +172,7 @@ def _cases(engine: Engine, row: Row[Any], states: list[str]) -> list[StoredCase]
 
 
 def _run_campaign_timer(
-    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late: bool
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late: bool, worker: str
 ) -> list[dict[str, Any]]:
     results = []
     for index, action in enumerate(row.action["actions"]):
@@ -175,7 +183,9 @@ def _run_campaign_timer(
             result["result"] = dict(JOBS[name](ctx))
         elif kind == "fire":
             fired, skipped = 0, 0
-            for case in _cases(engine, row, action["states"]):
+            for n, case in enumerate(_cases(engine, row, action["states"]), start=1):
+                if n % CHUNK == 0:
+                    renew(engine.db, row.id, worker, engine.clock.now())
                 try:
                     engine.fire(case.id, name, SYSTEM)
                     fired += 1

@@ -134,6 +134,16 @@ def finish(
     return bool(done.rowcount)
 
 
+def renew(db: Engine, timer_id: int, worker: str, now: datetime) -> None:
+    """Extend the lease of a long fan-out (thousands of cases) so no one takes it over."""
+    with db.begin() as conn:
+        conn.execute(
+            update(timers)
+            .where(timers.c.id == timer_id, timers.c.claimed_by == worker)
+            .values(lease_until=now + LEASE)
+        )
+
+
 def next_due(conn: Connection) -> datetime | None:
     value = conn.execute(
         select(func.min(timers.c.due_at)).where(timers.c.status.in_(OPEN_STATUSES))
