@@ -234,17 +234,22 @@ def mail_bench(workdir: Path, template: Path, n: int, rounds: int) -> float:
     return ratio
 
 
-def sweep_bench(workdir: Path, template: Path, drafts: int, submitted: int) -> float:
-    db = workdir / "sweep.db"
+def sweep_bench(
+    workdir: Path, template: Path, drafts: int, submitted: int, hooks: bool = True
+) -> float:
+    db = workdir / f"sweep{int(hooks)}.db"
     shutil.copyfile(template, db)
     settings = Settings(db_url=f"sqlite:///{db}")
     clock = SimulatedClock(START)
     engine = open_engine(settings, clock)
+    if not hooks:  # the same transitions without the mail hook: what notifications cost
+        engine.hooks[:] = [h for h in engine.hooks if "scheduling" not in h.__module__]
     seed_cases(engine, drafts, submitted)
     clock.set(datetime(2023, 9, 22, 23, 0, tzinfo=PARIS))
     sweep(engine)  # everything due before the closing (reminders...) runs first, untimed
     clock.set(CLOSED)
-    print(f"\n2. sweep: window_closing over {drafts} drafts + {submitted} submitted (SQLite file)")
+    label = "" if hooks else ", WITHOUT the notification hook"
+    print(f"\n2. sweep: window_closing over {drafts} drafts + {submitted} submitted{label}")
     start = time.perf_counter()
     report = sweep(engine)
     seconds = time.perf_counter() - start
@@ -275,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drafts", type=int, default=10_000)
     parser.add_argument("--submitted", type=int, default=10_000)
     parser.add_argument("--db-dir", type=Path, default=None)
+    parser.add_argument(
+        "--breakdown", type=int, default=2000, help="also sweep N+N cases with and without hook"
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="ti-notif-", dir=args.db_dir))
     print("notifications: dispatcher vs plain smtplib; window-closing sweep")
@@ -291,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         initialise(Settings(db_url=f"sqlite:///{template}"), SimulatedClock(START))
         ratio = mail_bench(workdir, template, args.messages, args.rounds)
         seconds = sweep_bench(workdir, template, args.drafts, args.submitted)
+        if args.breakdown:
+            sweep_bench(workdir, template, args.breakdown, args.breakdown, hooks=True)
+            sweep_bench(workdir, template, args.breakdown, args.breakdown, hooks=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ratio >= MAIL_TARGET and seconds < SWEEP_TARGET else 1

@@ -23,6 +23,7 @@ from ti_workflow.domain.timers import (
     Delay,
     NotificationSpec,
 )
+from ti_workflow.errors import InvalidDefinition
 
 ErrorFn = Callable[[str, str], None]
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -339,8 +340,6 @@ def workflow_specs(
             [n.name for n in notes],
         )
         if problems:
-            from ti_workflow.errors import InvalidDefinition
-
             raise InvalidDefinition(problems)
         found = _SPECS[definition.version] = (timers, notes)
     return found

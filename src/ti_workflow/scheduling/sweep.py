@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
+from ti_workflow.definitions.timers import parse_delay
 from ti_workflow.domain.actors import Actor
 from ti_workflow.domain.timers import Delay
 from ti_workflow.engine import Engine
@@ -27,6 +28,7 @@ from ti_workflow.errors import (
     TiWorkflowError,
     TransitionNotAllowed,
 )
+from ti_workflow.mail.outbox import campaign_context
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
 from ti_workflow.scheduling.timers import (
@@ -247,8 +249,6 @@ def _escalate(
         cases = _cases(engine, row, states)
     spec = sched.notification(definition, ESCALATION)
     campaign = engine.catalog.campaign(row.campaign_id)
-    from ti_workflow.mail.outbox import campaign_context
-
     context = {
         "campaign": campaign_context(campaign),
         "timer": _timer_context(row, now),
@@ -279,8 +279,6 @@ def _repeat(engine: Engine, row: Row[Any]) -> None:
     every = row.action.get("every")
     if not every:
         return
-    from ti_workflow.definitions.timers import parse_delay
-
     delay: Delay | None = parse_delay(every, "every", lambda _p, _m: None)
     if delay is None:
         return
