@@ -176,6 +176,11 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
             "timer_escalated",
         }
         assert len(sink.received) == 2
+        [escalated] = sink.of("timer_escalated")
+        assert escalated.rcpt_tos == ["comite-pilotage@territoires-industrie.example.gouv.fr"]
+        assert "general_assembly_invitation.J+1" in escalated.subject
+        assert "15 novembre 2023 à 10 h 00" in escalated.part("plain")
+        assert " jours " in escalated.part("plain").split("retard : ")[1].split(")")[0]
     db = create_engine(sqlite_url)
     with db.connect() as conn:
         state = conn.execute(select(repo.cases.c.state).where(repo.cases.c.id == draft)).scalar()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,15 @@ def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str
         text = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
         return f"{text} à {local.hour} h {local.minute:02d}" if with_time else text
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def fr_duration(delta: timedelta) -> str:
+    """``3 jours 4 h 05 min``: how late a timer ran, in words an official reads."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    text = f"{hours} h {mins:02d} min"
+    return f"{days} jour{'s' if days > 1 else ''} {text}" if days else text
 
 
 def provided(spec: NotificationSpec) -> frozenset[str]:

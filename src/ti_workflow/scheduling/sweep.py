@@ -29,6 +29,7 @@ from ti_workflow.errors import (
     TransitionNotAllowed,
 )
 from ti_workflow.mail.outbox import campaign_context
+from ti_workflow.mail.render import fr_duration
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
 from ti_workflow.scheduling.timers import (
@@ -122,7 +123,7 @@ def _timer_context(row: Row[Any], now: datetime) -> dict[str, Any]:
     return {
         "name": row.name,
         "due_at": due,
-        "late_by": str(now - due) if now > due else None,
+        "late_by": fr_duration(now - due) if now > due else None,
         "actions": row.action.get("actions", []),
     }
 
