@@ -100,3 +100,27 @@ def test_a_bad_directory_file_stops_the_engine_with_its_path(
         open_engine(Settings(db_url=sqlite_url, directory_file=bad), CLOCK)
     assert f"{bad}: national_committee: at least one address is required" in str(exc.value)
     assert "regions.default.mayor: unknown body" in str(exc.value)
+
+
+def test_a_missing_notifications_folder_is_a_clear_error(sqlite_url: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(InvalidTemplate, match="no such directory"):
+        open_engine(
+            Settings(
+                db_url=sqlite_url,
+                notifications_dir=missing,
+                directory_file=Settings().directory_path,
+            ),
+            CLOCK,
+        )
+
+
+def test_an_edited_template_is_checked_again_in_the_same_process(
+    sqlite_url: str, templates: Path
+) -> None:
+    settings = Settings(db_url=sqlite_url, notifications_dir=templates)
+    open_engine(settings, CLOCK).db.dispose()
+    broken = templates / "labelled.subject.txt"
+    broken.write_text("{{ case.nom }}\n")
+    with pytest.raises(InvalidTemplate, match="has no attribute 'nom'"):
+        open_engine(settings, CLOCK)

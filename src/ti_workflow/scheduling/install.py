@@ -13,7 +13,6 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, update
@@ -25,6 +24,7 @@ from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.engine import Change, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.mail.directory import load_directory
+from ti_workflow.mail.errors import InvalidTemplate
 from ti_workflow.mail.outbox import Composer
 from ti_workflow.mail.render import Renderer
 from ti_workflow.scheduling.jobs import JOBS
@@ -50,15 +50,8 @@ class Scheduling:
 _INSTALLED: weakref.WeakKeyDictionary[Engine, Scheduling] = weakref.WeakKeyDictionary()
 _RENDERERS: dict[str, Renderer] = {}
 _CHECKED: set[Any] = set()
-
-
-def renderer_for(directory: Path) -> Renderer:
-    """One renderer (compiled templates) per directory and process; checks are memoised
-    on the files' modification times, so many engines in one process check once."""
-    found = _RENDERERS.get(str(directory))
-    if found is None:
-        found = _RENDERERS[str(directory)] = Renderer(directory)
-    return found
+"""One renderer (compiled templates) per directory and process, checked once per state of
+its files: many engines in one process (tests, the API) check the templates once."""
 
 
 def scheduling_of(engine: Engine) -> Scheduling:
@@ -69,25 +62,28 @@ def scheduling_of(engine: Engine) -> Scheduling:
 
 
 def install(engine: Engine, settings: Settings) -> None:
-    composer = Composer(
-        renderer_for(settings.notifications_dir),
-        load_directory(settings.directory_path),
-        engine.catalog.reference,
-        settings.mail_from,
-    )
+    folder = settings.notifications_dir
+    if not folder.is_dir():
+        raise InvalidTemplate([f"{folder}: no such directory (TI_WORKFLOW_NOTIFICATIONS_DIR)"])
+    directory = load_directory(settings.directory_path)
     specs: dict[str, NotificationSpec] = {}
     for version in engine.catalog.current.values():
         for spec in workflow_specs(engine.catalog.definition(version))[1]:
             specs.setdefault(spec.name, spec)
     campaigns: list[Campaign | None] = [*engine.catalog.campaigns.values()] or [None]
     key = (
-        str(settings.notifications_dir),
-        tuple(sorted((p.name, p.stat().st_mtime_ns) for p in settings.notifications_dir.iterdir())),
+        str(folder),
+        tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())),
         tuple(sorted(specs.items())),
         repr([(c.id, sorted(c.parameters.items())) if c else None for c in campaigns]),
     )
+    if key in _CHECKED:
+        renderer = _RENDERERS[str(folder)]
+    else:  # new or edited templates: compile afresh, then check
+        renderer = _RENDERERS[str(folder)] = Renderer(folder)
+    composer = Composer(renderer, directory, engine.catalog.reference, settings.mail_from)
     if key not in _CHECKED:
-        composer.renderer.check(specs.values(), [_sample(composer, c) for c in campaigns])
+        renderer.check(specs.values(), [_sample(composer, c) for c in campaigns])
         _CHECKED.add(key)
     _check_campaign_timers(engine)
     engine.hooks.append(_hook(composer))
