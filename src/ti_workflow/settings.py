@@ -7,7 +7,10 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from ti_workflow.errors import FieldError, InvalidData
+
 DEFAULT_DB = "sqlite:///ti_workflow.db"
+SMTP_TLS_MODES = ("none", "starttls", "tls")
 
 
 def _bundled(name: str) -> Path:
@@ -23,10 +26,28 @@ class Settings:
     db_url: str = DEFAULT_DB
     workflows_dir: Path = field(default_factory=lambda: _bundled("workflows"))
     notifications_dir: Path = field(default_factory=lambda: _bundled("notifications"))
+    # Outgoing mail (issue 3). Default: a local sink (`ti-workflow smtp-sink`), no TLS.
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_tls: str = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 30.0
+    mail_from: str = "Territoires d'industrie <no-reply@territoires-industrie.example.gouv.fr>"
+    directory_file: Path | None = None
+    """Addresses per role and region (YAML); default: ``<notifications_dir>/directory.yaml``."""
+    scheduler_grace_seconds: int = 300
+    """A timer run more than this after its due instant is late: its late policy applies."""
+    scheduler_interval_seconds: int = 60
+    """`scheduler run` also wakes at this interval (safety net besides the next due instant)."""
 
     @property
     def campaigns_dir(self) -> Path:
         return self.workflows_dir / "campaigns"
+
+    @property
+    def directory_path(self) -> Path:
+        return self.directory_file or self.notifications_dir / "directory.yaml"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -39,6 +60,18 @@ class Settings:
             notifications_dir=Path(env["TI_WORKFLOW_NOTIFICATIONS_DIR"])
             if env.get("TI_WORKFLOW_NOTIFICATIONS_DIR")
             else _bundled("notifications"),
+            smtp_host=env.get("TI_WORKFLOW_SMTP_HOST", "localhost"),
+            smtp_port=_int(env, "TI_WORKFLOW_SMTP_PORT", 1025),
+            smtp_tls=_choice(env, "TI_WORKFLOW_SMTP_TLS", "none", SMTP_TLS_MODES),
+            smtp_username=env.get("TI_WORKFLOW_SMTP_USERNAME") or None,
+            smtp_password=env.get("TI_WORKFLOW_SMTP_PASSWORD") or None,
+            smtp_timeout=float(_int(env, "TI_WORKFLOW_SMTP_TIMEOUT", 30)),
+            mail_from=env.get("TI_WORKFLOW_MAIL_FROM") or cls.mail_from,
+            directory_file=Path(env["TI_WORKFLOW_DIRECTORY"])
+            if env.get("TI_WORKFLOW_DIRECTORY")
+            else None,
+            scheduler_grace_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_GRACE", 300),
+            scheduler_interval_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_INTERVAL", 60),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
@@ -48,3 +81,27 @@ class Settings:
 
     def campaign_files(self) -> list[Path]:
         return sorted(self.campaigns_dir.glob("*.yaml"))
+
+
+def _int(env: os._Environ[str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidData(
+            "settings", [FieldError(name, f"must be a whole number, got {raw!r}")]
+        ) from None
+    if value < 0:
+        raise InvalidData("settings", [FieldError(name, f"must be positive, got {value}")])
+    return value
+
+
+def _choice(env: os._Environ[str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name) or default
+    if raw not in allowed:
+        raise InvalidData(
+            "settings", [FieldError(name, f"{raw!r} is not one of {', '.join(allowed)}")]
+        )
+    return raw

@@ -1,9 +1,389 @@
-"""Commands of this area, added to the root application by ``cli.app``."""
+"""``scheduler run|tick``, ``timers list``, ``notifications send|list|show|retry``,
+``smtp-sink`` and ``case notifications``: the scheduling and mail commands."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from ti_workflow.cli.common import (
+    AsOpt,
+    DbOpt,
+    JsonOpt,
+    actor,
+    command,
+    console,
+    emit,
+    engine,
+    settings,
+)
+from ti_workflow.clock import paris, parse_instant
+from ti_workflow.errors import FieldError, InvalidData, NotFound
+from ti_workflow.mail import outbox
+from ti_workflow.mail.dispatch import Dispatcher
+from ti_workflow.mail.sink import Received, RecordingHandler, start_sink
+from ti_workflow.scheduling import lock
+from ti_workflow.scheduling.runner import run as run_scheduler
+from ti_workflow.scheduling.sweep import sweep, worker_id
+from ti_workflow.scheduling.timers import OPEN_STATUSES, STATUSES, list_timers, sync_campaign_timers
+from ti_workflow.storage.database import read
+
+scheduler_app = typer.Typer(help="Run due timers (window, reminders, escalations) and send mail.")
+timers_app = typer.Typer(help="Timers: what is due next, what was done.")
+notifications_app = typer.Typer(help="The e-mail outbox.")
+
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most N rows.")]
+CaseOpt = Annotated[int | None, typer.Option("--case", min=1, help="Only this case.")]
 
 
 def register(app: typer.Typer, workflows_app: typer.Typer, case_app: typer.Typer) -> None:
-    """Add this area's command groups and commands (none yet)."""
+    app.add_typer(scheduler_app, name="scheduler")
+    app.add_typer(timers_app, name="timers")
+    app.add_typer(notifications_app, name="notifications")
+    app.command("smtp-sink")(smtp_sink)
+    case_app.command("notifications")(case_notifications)
+
+
+def _until(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = parse_instant(text)
+    except ValueError:
+        raise InvalidData(
+            "option",
+            [
+                FieldError(
+                    "--until",
+                    f"{text!r} is not an ISO 8601 instant, e.g. "
+                    "2023-09-23T00:00 (Paris time) or 2023-09-22T22:00Z",
+                )
+            ],
+        ) from None
+    if value > datetime.now(UTC):
+        raise InvalidData(
+            "option",
+            [
+                FieldError(
+                    "--until",
+                    f"{text} is in the future: a tick never runs a timer before it is due",
+                )
+            ],
+        ) from None
+    return value
+
+
+@scheduler_app.command("tick")
+@command
+def tick(
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only timers due up to this instant (ISO).")
+    ] = None,
+    no_send: Annotated[bool, typer.Option("--no-send", help="Queue mail, do not send.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every due timer once (late policies applied), send due mail, and exit."""
+    horizon = _until(until)
+    eng = engine(db)
+    worker = worker_id()
+    lock.acquire(eng.db, worker, timedelta(minutes=10))
+    try:
+        report = sweep(eng, until=horizon, worker=worker)
+        sent = None if no_send else Dispatcher(eng.db, settings(db), eng.clock).send_due()
+    finally:
+        lock.release(eng.db, worker)
+    body = report.as_dict()
+    if sent is not None:
+        body["mail"] = {
+            "sent": sent.sent,
+            "retrying": sent.retrying,
+            "failed": sent.failed,
+            "partial": sent.partial,
+            "errors": sent.errors,
+        }
+
+    def human() -> None:
+        for t in report.timers:
+            console.print(
+                f"{t['status']:<10} {t['name']}  (due {t['due_at']})  {t['outcome']}",
+                highlight=False,
+            )
+        console.print(f"{len(report.timers)} timer(s) run", highlight=False)
+        if sent is not None:
+            console.print(
+                f"mail: {sent.sent} sent, {sent.retrying} to retry, {sent.failed} "
+                f"failed, {sent.partial} partly failed",
+                highlight=False,
+            )
+            for e in sent.errors[:20]:
+                console.print(f"  {e}", highlight=False)
+
+    emit(body, as_json, human)
+
+
+@scheduler_app.command("run")
+@command
+def run(
+    interval: Annotated[
+        int | None, typer.Option("--interval", min=1, help="Safety wake-up, seconds.")
+    ] = None,
+    exit_after: Annotated[
+        float | None, typer.Option("--exit-after", min=0.1, help="Stop after N seconds.")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Long-running scheduler: wakes at the next due instant and every interval."""
+    eng = engine(db)
+    every = interval or settings(db).scheduler_interval_seconds
+
+    def report(wake: dict[str, Any]) -> None:
+        emit(
+            wake,
+            as_json,
+            lambda: console.print(
+                f"{datetime.now(UTC).isoformat(timespec='seconds')} "
+                f"{len(wake['sweep']['timers'])} timer(s), {wake['sent']} mail sent, "
+                f"next {wake['next']}",
+                highlight=False,
+            ),
+        )
+
+    stats = run_scheduler(eng, every, exit_after, report)
+    if not as_json:
+        console.print(f"stopped after {stats.wakes} wake(s)", highlight=False)
+
+
+@timers_app.command("list")
+@command
+def timers_list(
+    status: Annotated[
+        str | None, typer.Option("--status", help=f"One of: {', '.join(STATUSES)}.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include done/skipped timers.")] = False,
+    case: CaseOpt = None,
+    limit: LimitOpt = 50,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What is due next (pending timers, earliest first)."""
+    if status is not None and status not in STATUSES:
+        raise InvalidData(
+            "option", [FieldError("--status", f"{status!r}: expected one of {', '.join(STATUSES)}")]
+        )
+    eng = engine(db)
+    with eng.db.begin() as conn:
+        sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
+    statuses = [status] if status else (STATUSES if all_ else OPEN_STATUSES)
+    with read(eng.db) as conn:
+        rows = list_timers(conn, statuses=statuses, case_id=case, limit=limit)
+
+    def human() -> None:
+        table = Table("id", "due (Paris)", "timer", "case", "does", "late", "status")
+        for r in rows:
+            due = paris(datetime.fromisoformat(r["due_at"])).strftime("%d/%m/%Y %H:%M")
+            table.add_row(
+                str(r["id"]),
+                due,
+                r["name"],
+                str(r["case_id"] or "all"),
+                _does(r["action"]),
+                r["late_policy"],
+                r["status"],
+            )
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+def _does(action: dict[str, Any]) -> str:
+    if action.get("kind") == "case":
+        return f"fire {action['fire']}" if action.get("fire") else f"notify {action['notify']}"
+    return "; ".join(
+        f"{a['kind']} {a['name']}" + (f" in {'/'.join(a['states'])}" if a["states"] else "")
+        for a in action.get("actions", [])
+    )
+
+
+@notifications_app.command("send")
+@command
+def notifications_send(limit: LimitOpt = 200, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Send every due message of the outbox (one SMTP connection per batch)."""
+    eng = engine(db)
+    report = Dispatcher(eng.db, settings(db), eng.clock).send_due(batch=limit)
+    body = {
+        "sent": report.sent,
+        "retrying": report.retrying,
+        "failed": report.failed,
+        "partial": report.partial,
+        "errors": report.errors,
+    }
+    emit(
+        body,
+        as_json,
+        lambda: console.print(
+            f"{report.sent} sent, {report.retrying} to retry, {report.failed} failed, "
+            f"{report.partial} partly failed" + "".join(f"\n  {e}" for e in report.errors[:20]),
+            highlight=False,
+        ),
+    )
+
+
+def _print_messages(rows: list[dict[str, Any]]) -> None:
+    table = Table("id", "case", "notification", "to", "status", "tries", "detail")
+    for r in rows:
+        detail = r["last_error"] or ""
+        if r["rejected"]:
+            detail = "; ".join(f"{k}: {v}" for k, v in r["rejected"].items())
+        table.add_row(
+            str(r["id"]),
+            str(r["case_id"] or ""),
+            r["notification"],
+            "\n".join(r["to"]),
+            r["status"],
+            str(r["attempts"]),
+            detail,
+        )
+    console.print(table)
+
+
+@notifications_app.command("list")
+@command
+def notifications_list(
+    status: Annotated[
+        str | None, typer.Option("--status", help=f"One of: {', '.join(outbox.STATUSES)}.")
+    ] = None,
+    case: CaseOpt = None,
+    limit: LimitOpt = 100,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The outbox: what was (or will be) sent to whom, and how it went."""
+    if status is not None and status not in outbox.STATUSES:
+        raise InvalidData(
+            "option",
+            [FieldError("--status", f"{status!r}: expected one of {', '.join(outbox.STATUSES)}")],
+        )
+    eng = engine(db)
+    with read(eng.db) as conn:
+        rows = outbox.list_messages(conn, status=status, case_id=case, limit=limit)
+    emit(rows, as_json, lambda: _print_messages(rows))
+
+
+@notifications_app.command("show")
+@command
+def notifications_show(
+    message: Annotated[int, typer.Argument(help="Outbox message id.", min=1)],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One message exactly as queued: headers and both parts."""
+    eng = engine(db)
+    with read(eng.db) as conn:
+        row = conn.execute(outbox.outbox.select().where(outbox.outbox.c.id == message)).first()
+    if row is None:
+        raise NotFound("message", message)
+    msg = outbox.build_message(row, settings(db).mail_from)
+    body = {**outbox._public(row), "text": row.body_text, "html": row.body_html}
+
+    def human() -> None:
+        for header in ("From", "To", "Subject", "Message-ID", "Date"):
+            print(f"{header}: {msg[header]}")
+        print(f"Status: {row.status} ({row.attempts} attempt(s)) {row.last_error or ''}")
+        print()
+        print(row.body_text)
+
+    emit(body, as_json, human)
+
+
+@notifications_app.command("retry")
+@command
+def notifications_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Message ids to send again.")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every failed or partly failed message.")
+    ] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue failed messages again (only their refused recipients)."""
+    if not ids and not all_failed:
+        raise InvalidData("arguments", [FieldError("IDS", "give message ids or --all-failed")])
+    eng = engine(db)
+    with eng.db.begin() as conn:
+        if ids:
+            found = {
+                r.id: r.status
+                for r in conn.execute(
+                    outbox.outbox.select().where(outbox.outbox.c.id.in_(ids))
+                ).all()
+            }
+            problems = [
+                FieldError(f"message {i}", "unknown message") for i in ids if i not in found
+            ]
+            problems += [
+                FieldError(f"message {i}", f"is {s}; only failed or partial messages are retried")
+                for i, s in found.items()
+                if s not in ("failed", "partial")
+            ]
+            if problems:
+                raise InvalidData("retry", problems)
+        queued = outbox.retry(conn, ids or [], all_failed, eng.clock.now())
+    emit(
+        {"queued": queued},
+        as_json,
+        lambda: console.print(f"{len(queued)} message(s) queued again", highlight=False),
+    )
+
+
+def smtp_sink(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 1025,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Accept, print nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A local SMTP server that prints what it receives (for development)."""
+
+    def show(got: Received) -> None:
+        if quiet:
+            return
+        emit(
+            {
+                "from": got.mail_from,
+                "to": got.rcpt_tos,
+                "subject": got.subject,
+                "message_id": got.message["Message-ID"],
+            },
+            as_json,
+            lambda: console.print(f"{got.rcpt_tos} {got.subject}", highlight=False),
+        )
+
+    controller = start_sink(host, port, RecordingHandler(on_message=show))
+    console.print(f"SMTP sink listening on {host}:{port} (Ctrl-C to stop)", highlight=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+@command
+def case_notifications(
+    case_id: Annotated[int, typer.Argument(help="The case number.", min=1)],
+    as_: AsOpt = "auditor",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What was sent to whom about this case (the outbox rows of the case)."""
+    eng = engine(db)
+    eng.get(case_id, actor(as_))
+    with read(eng.db) as conn:
+        rows = outbox.list_messages(conn, case_id=case_id, limit=10_000)
+    emit(rows, as_json, lambda: _print_messages(rows))

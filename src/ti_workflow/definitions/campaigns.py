@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from ti_workflow.definitions.loader import read_yaml, yaml_problem
+from ti_workflow.definitions.timers import parse_campaign_timers
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.timers import CampaignTimerSpec
 from ti_workflow.errors import InvalidDefinition
 
 TOP_KEYS = ("campaign", "name", "timezone", "window", "parameters", "timers")
@@ -52,6 +54,14 @@ def parse_campaign(document: Any, file: str) -> Campaign:
     if not isinstance(parameters, dict):
         error("parameters", "must be a mapping")
         parameters = {}
+    closes_at = None
+    if len(dates) == 2 and not errors:
+        closes_at = Campaign("", "", str(zone), dates["opens_on"], dates["closes_on"]).closes_at
+    timers: tuple[CampaignTimerSpec, ...] = ()
+    if not any(e.startswith(f"{file}: timezone") for e in errors):
+        timers = parse_campaign_timers(
+            document.get("timers"), error, document, ZoneInfo(str(zone)), closes_at
+        )
     if errors:
         raise InvalidDefinition(errors)
     return Campaign(
@@ -62,6 +72,7 @@ def parse_campaign(document: Any, file: str) -> Campaign:
         closes_on=dates["closes_on"],
         parameters=dict(parameters),
         source=file,
+        timers=timers,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ti_workflow.definitions.timers import parse_case_timers, parse_notifications
 from ti_workflow.domain import amendments  # noqa: F401  (registers its guards and forms)
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
@@ -272,9 +273,11 @@ def parse_definition(document: Any, file: str) -> Definition:
         )
 
     _check_graph(c, initial, states, transitions)
-    for key in ("timers", "notifications"):
-        if key in document and not isinstance(document[key], list):
-            c.error(key, "must be a list")
+    triggers = tuple(dict.fromkeys(t.trigger for t in transitions))
+    notes = parse_notifications(document.get("notifications"), c.error, triggers)
+    parse_case_timers(
+        document.get("timers"), c.error, triggers, tuple(known_states), [n.name for n in notes]
+    )
     if c.errors:
         raise InvalidDefinition(c.errors)
     return Definition(

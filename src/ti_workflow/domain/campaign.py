@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ti_workflow.clock import UTC_ZONE
+from ti_workflow.domain.timers import CampaignTimerSpec
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Campaign:
     closes_on: date
     parameters: dict[str, Any] = field(default_factory=dict, compare=False)
     source: str = ""
+    timers: tuple[CampaignTimerSpec, ...] = field(default=(), compare=False)
+    """Timers due at campaign dates (window opening and closing, reminders...)."""
 
     @property
     def zone(self) -> ZoneInfo:

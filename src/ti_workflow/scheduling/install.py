@@ -1,11 +1,227 @@
-"""Wires this package into an engine: hooks run inside each command's transaction,
-context providers give guards read-only database facts. Called by ``bootstrap.open_engine``."""
+"""Wires scheduling and mail into an engine (called by ``bootstrap.open_engine``).
+
+At install: the address directory is read, every notification template is checked,
+and campaign timers are checked against the workflows they act on. Then one hook is
+appended to ``engine.hooks``; inside each command's transaction it queues the
+notifications declared ``when:`` a trigger happens, creates the case timers that an
+event starts (``P14D`` after ``return_for_completion``) and cancels those whose case
+left the states they act in.
+"""
 
 from __future__ import annotations
 
-from ti_workflow.engine import Engine
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from ti_workflow.definitions.timers import workflow_specs
+from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.events import Event
+from ti_workflow.domain.timers import NotificationSpec
+from ti_workflow.engine import Change, Engine
+from ti_workflow.errors import InvalidDefinition
+from ti_workflow.mail.directory import load_directory
+from ti_workflow.mail.errors import InvalidTemplate
+from ti_workflow.mail.outbox import Composer
+from ti_workflow.mail.render import Renderer
+from ti_workflow.scheduling.jobs import JOBS
+from ti_workflow.scheduling.timers import PENDING_OF_CASE, insert_timer, timers
 from ti_workflow.settings import Settings
+from ti_workflow.storage.repository import StoredCase
+
+ESCALATION = "timer_escalated"
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    settings: Settings
+    composer: Composer
+
+    def notification(self, definition: Any, name: str) -> NotificationSpec:
+        for spec in workflow_specs(definition)[1]:
+            if spec.name == name:
+                return spec
+        raise InvalidDefinition([f"{definition.source}: notifications: no {name!r}"])
+
+
+_INSTALLED: weakref.WeakKeyDictionary[Engine, Scheduling] = weakref.WeakKeyDictionary()
+_RENDERERS: dict[str, Renderer] = {}
+_CHECKED: set[Any] = set()
+"""One renderer (compiled templates) per directory and process, checked once per state of
+its files: many engines in one process (tests, the API) check the templates once."""
+
+
+def scheduling_of(engine: Engine) -> Scheduling:
+    found = _INSTALLED.get(engine)
+    if found is None:
+        raise RuntimeError("scheduling is not installed on this engine (use bootstrap)")
+    return found
 
 
 def install(engine: Engine, settings: Settings) -> None:
-    """Nothing to wire yet."""
+    folder = settings.notifications_dir
+    if not folder.is_dir():
+        raise InvalidTemplate([f"{folder}: no such directory (TI_WORKFLOW_NOTIFICATIONS_DIR)"])
+    directory = load_directory(settings.directory_path)
+    specs: dict[str, NotificationSpec] = {}
+    for version in engine.catalog.current.values():
+        for spec in workflow_specs(engine.catalog.definition(version))[1]:
+            specs.setdefault(spec.name, spec)
+    campaigns: list[Campaign | None] = [*engine.catalog.campaigns.values()] or [None]
+    key = (
+        str(folder),
+        tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())),
+        tuple(sorted(specs.items())),
+        repr([(c.id, sorted(c.parameters.items())) if c else None for c in campaigns]),
+    )
+    if key in _CHECKED:
+        renderer = _RENDERERS[str(folder)]
+    else:  # new or edited templates: compile afresh, then check
+        renderer = _RENDERERS[str(folder)] = Renderer(folder)
+    composer = Composer(renderer, directory, engine.catalog.reference, settings.mail_from)
+    if key not in _CHECKED:
+        renderer.check(specs.values(), [_sample(composer, c) for c in campaigns])
+        _CHECKED.add(key)
+    _check_campaign_timers(engine)
+    engine.hooks.append(_hook(composer))
+    _INSTALLED[engine] = Scheduling(settings, composer)
+
+
+def _check_campaign_timers(engine: Engine) -> None:
+    errors: list[str] = []
+    catalog = engine.catalog
+    for campaign in catalog.campaigns.values():
+        for spec in campaign.timers:
+            where = f"{campaign.source}: timers[{spec.name}]"
+            if not spec.workflow:
+                definition = None
+            elif spec.workflow not in catalog.current:
+                errors.append(f"{where}.workflow: unknown workflow {spec.workflow!r}")
+                continue
+            else:
+                definition = catalog.current_definition(spec.workflow)
+            notes = {n.name: n for n in workflow_specs(definition)[1]} if definition else {}
+            if spec.late == "escalate" and ESCALATION not in notes:
+                errors.append(f"{where}.late: escalate needs a {ESCALATION!r} notification")
+            for i, action in enumerate(spec.actions):
+                path = f"{where}.actions[{i}]"
+                if action.kind == "job":
+                    if action.name not in JOBS:
+                        known = ", ".join(sorted(JOBS)) or "none registered"
+                        errors.append(f"{path}.job: unknown job {action.name!r} (known: {known})")
+                    continue
+                assert definition is not None
+                for state in action.states:
+                    if state not in definition.state_names:
+                        errors.append(f"{path}.in: unknown state {state!r}")
+                if action.kind == "fire" and action.name not in definition.triggers:
+                    errors.append(f"{path}.fire: unknown trigger {action.name!r}")
+                if action.kind == "notify":
+                    note = notes.get(action.name)
+                    if note is None:
+                        errors.append(f"{path}.notify: unknown notification {action.name!r}")
+                    else:
+                        missing = sorted(set(note.variables) - set(spec.context))
+                        if missing:
+                            errors.append(
+                                f"{where}.context: {action.name!r} needs {', '.join(missing)}"
+                            )
+    if errors:
+        raise InvalidDefinition(errors)
+
+
+def _hook(composer: Composer) -> Any:
+    def hook(conn: Connection, change: Change) -> None:
+        case_timers, notes = workflow_specs(change.definition)
+        if not case_timers and not notes:
+            return
+        case = change.case
+        for event in change.events:
+            for spec in notes:
+                if spec.when == event.trigger:
+                    composer.enqueue(
+                        conn,
+                        spec,
+                        composer.case_context(case, change.campaign, event, None, {}),
+                        dedupe_key=f"event:{case.id}:{event.seq}:{spec.name}",
+                        now=change.now,
+                        case=case,
+                        event_seq=event.seq,
+                    )
+            for t in case_timers:
+                if t.after == event.trigger:
+                    _start_case_timer(conn, t, case, change.campaign, event, change.now)
+        if case_timers and change.before is not None and change.before.state != case.state:
+            cancel_case_timers(conn, case.id, case.state, change.now)
+
+    return hook
+
+
+def _start_case_timer(
+    conn: Connection, t: Any, case: StoredCase, campaign: Campaign, event: Event, now: datetime
+) -> None:
+    insert_timer(
+        conn,
+        key=f"case:{case.id}:{t.name}:{event.seq}",
+        campaign_id=case.campaign_id,
+        case_id=case.id,
+        name=t.name,
+        due_at=t.delay.after(event.at, campaign.zone),
+        action={
+            "kind": "case",
+            "workflow": case.workflow,
+            "notify": t.notify,
+            "fire": t.fire,
+            "while_in": list(t.while_in),
+            "after": f"{t.after} + {t.delay.text}{' business days' if t.delay.business else ''}",
+        },
+        late_policy=t.late,
+        created_at=now,
+    )
+
+
+def cancel_case_timers(conn: Connection, case_id: int, state: str, now: datetime) -> int:
+    rows = conn.execute(PENDING_OF_CASE, {"case_id": case_id}).all()
+    gone = [r.id for r in rows if state not in (r.action.get("while_in") or [])]
+    if gone:
+        conn.execute(
+            update(timers)
+            .where(timers.c.id.in_(gone))
+            .values(status="cancelled", fired_at=now, outcome={"reason": f"case is now {state}"})
+        )
+    return len(gone)
+
+
+def _sample(composer: Composer, campaign: Campaign | None) -> dict[str, Any]:
+    """A plausible context (for each campaign: its parameters) to render every template once."""
+    now = datetime(2023, 9, 22, 10, 0, tzinfo=UTC)
+    campaign = campaign or Campaign("sample", "Sample", "Europe/Paris", now.date(), now.date())
+    case = StoredCase(
+        id=1,
+        workflow="candidacy",
+        definition_version="",
+        campaign_id=campaign.id,
+        state="draft",
+        title="Territoire exemple",
+        owner_email="a@example.org",
+        data={"contact_email": "a@example.org"},
+        facts={"decision": {"decision": "not_selected", "reason": "motif", "at": now.isoformat()}},
+        regions=("84",),
+        version=1,
+        last_seq=1,
+        head_hash="",
+        created_at=now,
+        updated_at=now,
+    )
+    event = Event(
+        1, 2, "submit", "draft", "submitted", "candidate", "candidate", now, {}, {}, "", ""
+    )
+    timer = {"name": "sample", "due_at": now, "late_by": "2 jours 1 h 00 min", "actions": []}
+    context = composer.case_context(case, campaign, event, timer, {})
+    context.update(
+        {"count": 1, "cases": [{"id": 1, "title": "Territoire exemple", "state": "draft"}]}
+    )
+    return context

@@ -1,0 +1,114 @@
+"""Timers and notifications as declared in workflow and campaign files (frozen, pure).
+
+A *case timer* starts when an event happens on a case (``P14D`` after
+``return_for_completion``) and acts on that case if it is still in one of its
+states. A *campaign timer* is due at a campaign date (Europe/Paris) and acts on
+every case of the campaign that is in a given state, or runs a named job.
+Calendar days are counted on the Paris wall clock (a day is not always 24 h);
+business days skip Saturdays, Sundays and French public holidays (``holidays``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from ti_workflow.clock import UTC_ZONE
+
+LATE_POLICIES = ("fire", "skip", "escalate")
+"""What a timer does when the scheduler runs it after its due instant (plus the grace):
+``fire`` acts anyway, ``skip`` records it as skipped, ``escalate`` tells the national
+committee instead of acting."""
+
+RECIPIENTS = ("candidate", "regional_bodies", "regional_bodies_missing", "national_committee")
+SCOPES = ("case", "campaign")
+
+
+@dataclass(frozen=True)
+class Delay:
+    """An ISO 8601 duration: days (calendar or business) plus a fixed number of seconds."""
+
+    text: str
+    days: int = 0
+    seconds: int = 0
+    business: bool = False
+
+    def after(self, start: datetime, zone: ZoneInfo) -> datetime:
+        """The instant this delay after ``start``: days on the local calendar, time in UTC."""
+        local = start.astimezone(zone)
+        if self.business:
+            day = add_business_days(local.date(), self.days)
+        else:
+            day = local.date() + timedelta(days=self.days)
+        moved = datetime.combine(day, local.timetz().replace(tzinfo=None), zone)
+        return moved.astimezone(UTC_ZONE) + timedelta(seconds=self.seconds)
+
+    def before(self, end: datetime, zone: ZoneInfo) -> datetime:
+        local = end.astimezone(zone)
+        day = local.date() - timedelta(days=self.days)
+        moved = datetime.combine(day, local.timetz().replace(tzinfo=None), zone)
+        return moved.astimezone(UTC_ZONE) - timedelta(seconds=self.seconds)
+
+
+@lru_cache(maxsize=16)
+def _french_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("FR", years=year))
+
+
+def is_business_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _french_holidays(day.year)
+
+
+def add_business_days(day: date, count: int) -> date:
+    """``count`` French business days after ``day`` (Mon-Fri, not a public holiday)."""
+    while count > 0:
+        day += timedelta(days=1)
+        if is_business_day(day):
+            count -= 1
+    return day
+
+
+@dataclass(frozen=True)
+class NotificationSpec:
+    name: str
+    to: tuple[str, ...]
+    when: str | None = None
+    """A trigger: the notification is sent for every event of that trigger."""
+    scope: str = "case"
+    variables: tuple[str, ...] = ()
+    """Extra template variables the timers that send it must provide (``context:``)."""
+
+
+@dataclass(frozen=True)
+class CaseTimerSpec:
+    name: str
+    after: str
+    delay: Delay
+    while_in: tuple[str, ...]
+    notify: str | None
+    fire: str | None
+    late: str
+
+
+@dataclass(frozen=True)
+class CampaignAction:
+    kind: str  # fire | notify | job
+    name: str
+    states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CampaignTimerSpec:
+    name: str
+    due: datetime
+    workflow: str
+    actions: tuple[CampaignAction, ...]
+    late: str
+    context: dict[str, Any] = field(default_factory=dict, compare=False)
+    every: Delay | None = None
+    """Repeat: once fired, the next occurrence is due this long after the previous one."""

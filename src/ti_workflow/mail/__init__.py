@@ -1,0 +1,1 @@
+"""E-mail: directory of addresses, Jinja2 rendering, the outbox and the SMTP dispatcher."""

@@ -1,0 +1,120 @@
+"""Who receives what: addresses per role and region, from a YAML directory file.
+
+Every address is checked when the file is read (no CR/LF, a plain ``local@domain``),
+so nothing that could inject a header or truncate an envelope ever reaches the outbox.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ti_workflow.domain.actors import EMAIL_RE, REGIONAL_ROLES
+from ti_workflow.mail.errors import InvalidDirectory
+
+MAX_ADDRESS = 254
+REGION_KEY = re.compile(r"^\d{2,3}$")
+
+
+def address_problem(address: object) -> str | None:
+    """Why ``address`` may not be used as a recipient, or None if it may."""
+    if not isinstance(address, str):
+        return f"not an address: {address!r}"
+    if any(ch in address for ch in "\r\n\0"):
+        return f"line break or NUL in address {address!r} (header injection)"
+    if len(address) > MAX_ADDRESS or not EMAIL_RE.match(address):
+        return f"not a valid e-mail address: {address!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    role: str
+    address: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "address": self.address}
+
+
+@dataclass(frozen=True)
+class Directory:
+    national_committee: tuple[str, ...] = ()
+    regions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    default_patterns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = ""
+
+    def regional(self, region: str, body: str) -> tuple[str, ...]:
+        explicit = self.regions.get(region, {}).get(body)
+        if explicit:
+            return explicit
+        return tuple(p.format(region=region) for p in self.default_patterns.get(body, ()))
+
+
+def load_directory(path: Path) -> Directory:
+    file = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise InvalidDirectory([f"{file}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidDirectory([f"{file}: not valid YAML: {exc}"]) from None
+    return parse_directory(document, file)
+
+
+def parse_directory(document: Any, file: str) -> Directory:
+    errors: list[str] = []
+
+    def addresses(value: Any, where: str, pattern: bool = False) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for i, item in enumerate(items):
+            probe = item.format(region="84") if pattern and isinstance(item, str) else item
+            problem = address_problem(probe)
+            if problem:
+                errors.append(f"{file}: {where}[{i}]: {problem}")
+            else:
+                out.append(str(item))
+        return tuple(out)
+
+    if not isinstance(document, dict):
+        raise InvalidDirectory([f"{file}: must be a mapping (national_committee:, regions:)"])
+    for key in document:
+        if key not in ("national_committee", "regions"):
+            errors.append(f"{file}: {key}: unknown key (allowed: national_committee, regions)")
+    national = addresses(document.get("national_committee", []), "national_committee")
+    if not national:
+        errors.append(f"{file}: national_committee: at least one address is required")
+    regions: dict[str, dict[str, tuple[str, ...]]] = {}
+    defaults: dict[str, tuple[str, ...]] = {}
+    raw_regions = document.get("regions") or {}
+    if not isinstance(raw_regions, dict):
+        errors.append(f"{file}: regions: must map a region code (or default) to its bodies")
+        raw_regions = {}
+    for code, bodies in raw_regions.items():
+        code = str(code)
+        if code != "default" and not REGION_KEY.match(code):
+            errors.append(f"{file}: regions.{code}: an INSEE region code (84) or 'default'")
+            continue
+        if not isinstance(bodies, dict):
+            errors.append(f"{file}: regions.{code}: map regional_council/state_services to lists")
+            continue
+        target: dict[str, tuple[str, ...]] = {}
+        for body, value in bodies.items():
+            if body not in REGIONAL_ROLES:
+                errors.append(
+                    f"{file}: regions.{code}.{body}: unknown body "
+                    f"(allowed: {', '.join(REGIONAL_ROLES)})"
+                )
+                continue
+            target[body] = addresses(value, f"regions.{code}.{body}", pattern=code == "default")
+        if code == "default":
+            defaults = target
+        else:
+            regions[code] = target
+    if errors:
+        raise InvalidDirectory(errors)
+    return Directory(national, regions, defaults, file)

@@ -1,0 +1,159 @@
+"""Jinja2 rendering of ``notifications/``: three files per notification, checked at load.
+
+``<name>.subject.txt``, ``<name>.txt`` (plain text) and ``<name>.html`` (autoescaped,
+may extend ``_layout.html``). ``StrictUndefined`` everywhere. At load every template is
+parsed, its free variables compared with what its notification provides, and it is
+rendered once with a sample context: a typo fails before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    meta,
+    select_autoescape,
+)
+
+from ti_workflow.clock import PARIS
+from ti_workflow.domain.timers import NotificationSpec
+from ti_workflow.mail.errors import InvalidTemplate
+
+PARTS = ("subject.txt", "txt", "html")
+CASE_VARIABLES = frozenset(
+    {"case", "campaign", "event", "timer", "reason", "decision", "missing_opinions", "params"}
+)
+CAMPAIGN_VARIABLES = frozenset({"campaign", "timer", "params", "count", "cases"})
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str:
+    """``22 septembre 2023`` (and ``à 23 h 59`` on request), Paris time."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return str(value)  # a free-text value given by a campaign file: shown as written
+    if isinstance(value, datetime):
+        local = value.astimezone(PARIS)
+        text = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+        return f"{text} à {local.hour} h {local.minute:02d}" if with_time else text
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def fr_duration(delta: timedelta) -> str:
+    """``3 jours 4 h 05 min``: how late a timer ran, in words an official reads."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    text = f"{hours} h {mins:02d} min"
+    return f"{days} jour{'s' if days > 1 else ''} {text}" if days else text
+
+
+def provided(spec: NotificationSpec) -> frozenset[str]:
+    base = CASE_VARIABLES if spec.scope == "case" else CAMPAIGN_VARIABLES
+    return base | frozenset(spec.variables)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.env = Environment(
+            loader=FileSystemLoader(str(directory)),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            keep_trailing_newline=False,
+            auto_reload=False,  # checked at load; a restart picks up edited templates
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["fr_date"] = fr_date
+
+    def check(
+        self, specs: Iterable[NotificationSpec], samples: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Every part of every notification exists, uses only given names, and renders with
+        each sample (one per campaign: its parameters differ)."""
+        specs = list(specs)
+        errors: list[str] = []
+        for spec in specs:
+            allowed = provided(spec)
+            for part in PARTS:
+                path = self.directory / f"{spec.name}.{part}"
+                try:
+                    source = path.read_text(encoding="utf-8")
+                except OSError:
+                    errors.append(f"{path}: missing (notification {spec.name!r} needs it)")
+                    continue
+                try:
+                    free = meta.find_undeclared_variables(self.env.parse(source))
+                except TemplateError as exc:
+                    errors.append(f"{path}: {exc}")
+                    continue
+                unknown = sorted(free - allowed)
+                if unknown:
+                    errors.append(
+                        f"{path}: uses {', '.join(unknown)}, which notification {spec.name!r} "
+                        f"does not provide (it provides: {', '.join(sorted(allowed))})"
+                    )
+        if not errors:
+            for sample in samples:
+                errors += self._render_all(specs, sample)
+        if errors:
+            raise InvalidTemplate(sorted(set(errors)))
+
+    def _render_all(self, specs: list[NotificationSpec], sample: Mapping[str, Any]) -> list[str]:
+        errors = []
+        for spec in specs:
+            allowed = provided(spec)
+            context = {k: v for k, v in sample.items() if k in allowed}
+            context.update({v: f"<{v}>" for v in spec.variables})
+            for part in PARTS:
+                try:
+                    self.env.get_template(f"{spec.name}.{part}").render(context)
+                except (TemplateError, TypeError, ValueError) as exc:
+                    errors.append(
+                        f"{self.directory / f'{spec.name}.{part}'}: does not render with a "
+                        f"sample {spec.scope} of campaign {sample['campaign']['id']}: {exc}"
+                    )
+        return errors
+
+    def render(self, notification: str, context: Mapping[str, Any]) -> Rendered:
+        try:
+            subject = self.env.get_template(f"{notification}.subject.txt").render(context)
+            text = self.env.get_template(f"{notification}.txt").render(context)
+            html = self.env.get_template(f"{notification}.html").render(context)
+        except TemplateNotFound as exc:
+            raise InvalidTemplate([f"{self.directory / str(exc)}: missing"]) from None
+        return Rendered(" ".join(subject.split()), text.strip() + "\n", html)

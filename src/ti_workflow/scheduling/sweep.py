@@ -1,0 +1,303 @@
+"""The sweep: run every timer due up to now, once, applying late policies.
+
+For each due row: claim it (own transaction), act, record the outcome. A trigger is
+fired through ``Engine.fire(..., Actor("system"))``, one audited transaction per
+case; a case that has moved on is counted as skipped, not as an error. Notifications
+go to the outbox with a key per timer and case, so a second sweep (or a sweep taking
+over a dead process's expired lease) fires nothing twice and queues nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from ti_workflow.definitions.timers import parse_delay
+from ti_workflow.domain.actors import Actor
+from ti_workflow.domain.timers import Delay
+from ti_workflow.engine import Engine
+from ti_workflow.errors import (
+    Conflict,
+    GuardRefused,
+    NotFound,
+    TiWorkflowError,
+    TransitionNotAllowed,
+)
+from ti_workflow.mail.outbox import campaign_context
+from ti_workflow.mail.render import fr_duration
+from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
+from ti_workflow.scheduling.jobs import JOBS, JobContext
+from ti_workflow.scheduling.timers import (
+    claim_next,
+    finish,
+    insert_timer,
+    renew,
+    sync_campaign_timers,
+)
+from ti_workflow.storage import repository as repo
+from ti_workflow.storage.database import read
+from ti_workflow.storage.repository import StoredCase, utc
+
+SYSTEM = Actor("system")
+MOVED_ON = (TransitionNotAllowed, Conflict, GuardRefused, NotFound)
+CHUNK = 500
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class SweepReport:
+    created: int = 0
+    timers: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.timers if t["status"] == status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "run": len(self.timers),
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "escalated": self.count("escalated"),
+            "failed": self.count("failed"),
+            "timers": self.timers,
+        }
+
+
+def sweep(engine: Engine, until: datetime | None = None, worker: str | None = None) -> SweepReport:
+    sched = scheduling_of(engine)
+    worker = worker or worker_id()
+    now = engine.clock.now()
+    horizon = min(until, now) if until else now
+    report = SweepReport()
+    with engine.db.begin() as conn:
+        report.created = sync_campaign_timers(conn, engine.catalog.campaigns.values(), now)
+    while (row := claim_next(engine.db, now, horizon, worker)) is not None:
+        status, outcome = _run(engine, sched, row, now, worker)
+        if finish(engine.db, row.id, worker, status, outcome, now):
+            report.timers.append(
+                {
+                    "id": row.id,
+                    "name": row.name,
+                    "case_id": row.case_id,
+                    "due_at": utc(row.due_at).isoformat(),
+                    "status": status,
+                    "outcome": outcome,
+                }
+            )
+            _repeat(engine, row)
+    return report
+
+
+def _run(
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, worker: str
+) -> tuple[str, Any]:
+    due = utc(row.due_at)
+    late_by = now - due
+    late = late_by > timedelta(seconds=sched.settings.scheduler_grace_seconds)
+    if late and row.late_policy == "skip":
+        return "skipped", {"late_by": str(late_by), "policy": "skip"}
+    if late and row.late_policy == "escalate":
+        return "escalated", _escalate(engine, sched, row, now, late_by)
+    try:
+        if row.action["kind"] == "case":
+            return _run_case_timer(engine, sched, row, now)
+        return "done", {
+            "late_by": str(late_by) if late else None,
+            "actions": _run_campaign_timer(engine, sched, row, now, late, worker),
+        }
+    except TiWorkflowError as exc:
+        return "failed", {"error": exc.kind, "message": str(exc)}
+
+
+def _timer_context(row: Row[Any], now: datetime) -> dict[str, Any]:
+    due = utc(row.due_at)
+    return {
+        "name": row.name,
+        "due_at": due,
+        "late_by": fr_duration(now - due) if now > due else None,
+        "actions": row.action.get("actions", []),
+    }
+
+
+def _run_case_timer(
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime
+) -> tuple[str, Any]:
+    action = row.action
+    with read(engine.db) as conn:
+        case = repo.load_case(conn, row.case_id)
+    if case.state not in action["while_in"]:
+        return "skipped", {"reason": f"case is now {case.state}"}
+    if action.get("fire"):
+        try:
+            engine.fire(case.id, action["fire"], SYSTEM)
+        except MOVED_ON as exc:
+            return "skipped", {"reason": exc.kind, "message": str(exc)}
+        return "done", {"fired": action["fire"]}
+    definition = engine.catalog.definition(case.definition_version)
+    spec = sched.notification(definition, action["notify"])
+    campaign = engine.catalog.campaign(case.campaign_id)
+    composer = sched.composer
+    with engine.db.begin() as conn:
+        queued = composer.enqueue(
+            conn,
+            spec,
+            composer.case_context(case, campaign, None, _timer_context(row, now), {}),
+            dedupe_key=f"timer:{row.id}",
+            now=now,
+            case=case,
+            timer_id=row.id,
+        )
+    return "done", {"queued": int(queued)}
+
+
+def _cases(engine: Engine, row: Row[Any], states: list[str]) -> list[StoredCase]:
+    c = repo.cases
+    q = (
+        select(c)
+        .where(
+            c.c.campaign_id == row.campaign_id,
+            c.c.workflow == row.action["workflow"],
+            c.c.state.in_(states),
+        )
+        .order_by(c.c.id)
+    )
+    with read(engine.db) as conn:
+        return [StoredCase.from_row(r) for r in conn.execute(q).all()]
+
+
+def _run_campaign_timer(
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late: bool, worker: str
+) -> list[dict[str, Any]]:
+    results = []
+    for index, action in enumerate(row.action["actions"]):
+        kind, name = action["kind"], action["name"]
+        result: dict[str, Any] = {"kind": kind, "name": name}
+        if kind == "job":
+            ctx = JobContext(engine, row.campaign_id, row.name, utc(row.due_at), now, late)
+            result["result"] = dict(JOBS[name](ctx))
+        elif kind == "fire":
+            fired, skipped = 0, 0
+            for n, case in enumerate(_cases(engine, row, action["states"]), start=1):
+                if n % CHUNK == 0:
+                    renew(engine.db, row.id, worker, engine.clock.now())
+                try:
+                    engine.fire(case.id, name, SYSTEM)
+                    fired += 1
+                except MOVED_ON:
+                    skipped += 1
+            result.update(fired=fired, skipped=skipped)
+        else:
+            result.update(_notify_cases(engine, sched, row, index, name, action["states"], now))
+        results.append(result)
+    return results
+
+
+def _notify_cases(
+    engine: Engine,
+    sched: Scheduling,
+    row: Row[Any],
+    index: int,
+    name: str,
+    states: list[str],
+    now: datetime,
+) -> dict[str, int]:
+    composer = sched.composer
+    cases = _cases(engine, row, states)
+    campaign = engine.catalog.campaign(row.campaign_id)
+    timer = _timer_context(row, now)
+    extra = dict(row.action.get("context") or {})
+    queued = 0
+    for start in range(0, len(cases), CHUNK):
+        with engine.db.begin() as conn:
+            for case in cases[start : start + CHUNK]:
+                definition = engine.catalog.definition(case.definition_version)
+                spec = sched.notification(definition, name)
+                context = composer.case_context(case, campaign, None, timer, extra)
+                queued += composer.enqueue(
+                    conn,
+                    spec,
+                    context,
+                    dedupe_key=f"timer:{row.id}:{index}:case:{case.id}",
+                    now=now,
+                    case=case,
+                    timer_id=row.id,
+                )
+    return {"cases": len(cases), "queued": queued}
+
+
+def _escalate(
+    engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late_by: timedelta
+) -> dict[str, Any]:
+    """Instead of acting late, tell the national committee what was missed."""
+    action = row.action
+    if action["kind"] == "case":
+        with read(engine.db) as conn:
+            case = repo.load_case(conn, row.case_id)
+        definition = engine.catalog.definition(case.definition_version)
+        cases = [case]
+    else:
+        definition = engine.catalog.current_definition(action["workflow"])
+        states = sorted({s for a in action["actions"] for s in a["states"]})
+        cases = _cases(engine, row, states)
+    spec = sched.notification(definition, ESCALATION)
+    campaign = engine.catalog.campaign(row.campaign_id)
+    context = {
+        "campaign": campaign_context(campaign),
+        "timer": _timer_context(row, now),
+        "params": dict(campaign.parameters),
+        "count": len(cases),
+        "cases": [{"id": c.id, "title": c.title, "state": c.state} for c in cases[:100]],
+    }
+    with engine.db.begin() as conn:
+        queued = sched.composer.enqueue(
+            conn,
+            spec,
+            context,
+            dedupe_key=f"timer:{row.id}:escalated",
+            now=now,
+            campaign_id=row.campaign_id,
+            timer_id=row.id,
+        )
+    return {
+        "late_by": str(late_by),
+        "policy": "escalate",
+        "queued": int(queued),
+        "cases": len(cases),
+    }
+
+
+def _repeat(engine: Engine, row: Row[Any]) -> None:
+    """A repeating campaign timer (``every:``) gets its next occurrence once this one ran."""
+    every = row.action.get("every")
+    if not every:
+        return
+    delay: Delay | None = parse_delay(every, "every", lambda _p, _m: None)
+    if delay is None:
+        return
+    campaign = engine.catalog.campaign(row.campaign_id)
+    due = delay.after(utc(row.due_at), campaign.zone)
+    now = engine.clock.now()
+    while due <= now:  # after a long downtime, one catch-up run is enough
+        due = delay.after(due, campaign.zone)
+    base = row.key.split("@", 1)[0]
+    with engine.db.begin() as conn:
+        insert_timer(
+            conn,
+            key=f"{base}@{due.isoformat()}",
+            campaign_id=row.campaign_id,
+            case_id=None,
+            name=row.name,
+            due_at=due,
+            action=row.action,
+            late_policy=row.late_policy,
+            created_at=now,
+        )

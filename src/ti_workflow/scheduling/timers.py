@@ -1,0 +1,183 @@
+"""Timer rows: create them idempotently, claim one at a time, record what happened.
+
+A claim is its own short transaction: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets
+several schedulers share the table without ever taking the same row; on SQLite
+``BEGIN IMMEDIATE`` serialises claims (and one scheduler runs at a time anyway).
+A claim sets a lease: a process that dies after claiming leaves the row to be taken
+again once the lease expires; every action is idempotent (state checks, outbox keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.timers import CampaignTimerSpec
+from ti_workflow.scheduling.tables import TimerRow
+from ti_workflow.storage.database import is_sqlite
+from ti_workflow.storage.repository import utc
+
+timers = TimerRow.__table__  # type: ignore[attr-defined]
+LEASE = timedelta(minutes=15)
+OPEN_STATUSES = ("pending", "claimed")
+STATUSES = ("pending", "claimed", "done", "skipped", "escalated", "cancelled", "failed")
+_INSERT = {
+    "postgresql": postgresql.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
+    "sqlite": sqlite.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
+}
+PENDING_OF_CASE = select(timers.c.id, timers.c.action).where(
+    timers.c.case_id == bindparam("case_id"), timers.c.status == "pending"
+)
+
+
+def insert_timer(conn: Connection, **values: Any) -> bool:
+    """Insert unless a timer with this key exists; True if inserted."""
+    values.setdefault("status", "pending")
+    values.setdefault("attempts", 0)
+    values.setdefault("outcome", {})
+    return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
+
+
+def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:
+    return {
+        "kind": "campaign",
+        "workflow": spec.workflow,
+        "actions": [
+            {"kind": a.kind, "name": a.name, "states": list(a.states)} for a in spec.actions
+        ],
+        "context": {k: str(v) for k, v in spec.context.items()},
+        "every": spec.every.text if spec.every else None,
+    }
+
+
+def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: datetime) -> int:
+    """Create the rows of every campaign timer; move the due instant of pending ones if the
+    campaign file changed. Returns how many rows were created."""
+    created = 0
+    for campaign in campaigns:
+        for spec in campaign.timers:
+            key = f"campaign:{campaign.id}:{spec.name}"
+            action = campaign_action(spec)
+            if insert_timer(
+                conn,
+                key=key,
+                campaign_id=campaign.id,
+                case_id=None,
+                name=spec.name,
+                due_at=spec.due,
+                action=action,
+                late_policy=spec.late,
+                created_at=now,
+            ):
+                created += 1
+                continue
+            conn.execute(
+                update(timers)
+                .where(
+                    timers.c.key == key,
+                    timers.c.status == "pending",
+                    or_(timers.c.due_at != spec.due, timers.c.late_policy != spec.late),
+                )
+                .values(due_at=spec.due, action=action, late_policy=spec.late)
+            )
+    return created
+
+
+def claim_next(db: Engine, now: datetime, horizon: datetime, worker: str) -> Row[Any] | None:
+    """Take the earliest due timer (or one whose claimant's lease expired), or None."""
+    due = and_(
+        timers.c.due_at <= horizon,
+        or_(
+            timers.c.status == "pending",
+            and_(timers.c.status == "claimed", timers.c.lease_until < now),
+        ),
+    )
+    q = select(timers).where(due).order_by(timers.c.due_at, timers.c.id).limit(1)
+    if not is_sqlite(db):
+        q = q.with_for_update(skip_locked=True)
+    with db.begin() as conn:
+        row = conn.execute(q).first()
+        if row is None:
+            return None
+        conn.execute(
+            update(timers)
+            .where(timers.c.id == row.id)
+            .values(
+                status="claimed",
+                claimed_by=worker,
+                lease_until=now + LEASE,
+                attempts=timers.c.attempts + 1,
+            )
+        )
+    return row
+
+
+def finish(
+    db: Engine, timer_id: int, worker: str, status: str, outcome: dict[str, Any], now: datetime
+) -> bool:
+    """Record the outcome; False if the lease was lost to another process meanwhile."""
+    with db.begin() as conn:
+        done = conn.execute(
+            update(timers)
+            .where(
+                timers.c.id == timer_id,
+                timers.c.status == "claimed",
+                timers.c.claimed_by == worker,
+            )
+            .values(status=status, outcome=outcome, fired_at=now, lease_until=None)
+        )
+    return bool(done.rowcount)
+
+
+def renew(db: Engine, timer_id: int, worker: str, now: datetime) -> None:
+    """Extend the lease of a long fan-out (thousands of cases) so no one takes it over."""
+    with db.begin() as conn:
+        conn.execute(
+            update(timers)
+            .where(timers.c.id == timer_id, timers.c.claimed_by == worker)
+            .values(lease_until=now + LEASE)
+        )
+
+
+def next_due(conn: Connection) -> datetime | None:
+    value = conn.execute(
+        select(func.min(timers.c.due_at)).where(timers.c.status.in_(OPEN_STATUSES))
+    ).scalar()
+    return utc(value) if value is not None else None
+
+
+def list_timers(
+    conn: Connection,
+    *,
+    statuses: Iterable[str] = OPEN_STATUSES,
+    case_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    q = select(timers).where(timers.c.status.in_(list(statuses)))
+    if case_id is not None:
+        q = q.where(timers.c.case_id == case_id)
+    q = q.order_by(timers.c.due_at, timers.c.id).limit(limit)
+    return [public(r) for r in conn.execute(q).all()]
+
+
+def public(row: Row[Any]) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": m["id"],
+        "name": m["name"],
+        "campaign": m["campaign_id"],
+        "case_id": m["case_id"],
+        "due_at": utc(m["due_at"]).isoformat(),
+        "action": m["action"],
+        "late_policy": m["late_policy"],
+        "status": m["status"],
+        "attempts": m["attempts"],
+        "claimed_by": m["claimed_by"],
+        "fired_at": utc(m["fired_at"]).isoformat() if m["fired_at"] else None,
+        "outcome": m["outcome"],
+    }

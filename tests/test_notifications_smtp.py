@@ -1,0 +1,158 @@
+"""The dispatcher against a real SMTP server (aiosmtpd on 127.0.0.1): down, 451, 550,
+partial refusals, a process dying mid-batch. Nothing is lost, nothing is sent twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from conftest import COMMITTEE, SYSTEM, candidacy, paris
+from sched_support import dispatcher, free_port, open_with, settings_for, smtp_sink
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.domain.actors import Actor
+from ti_workflow.engine import Engine
+from ti_workflow.mail import outbox
+from ti_workflow.mail.dispatch import claim
+from ti_workflow.settings import Settings
+from ti_workflow.storage.database import read
+
+ARA_COUNCIL = "territoires-industrie@auvergnerhonealpes.example.fr"
+ARA_STATE = "sgar-ti@auvergne-rhone-alpes.example.gouv.fr"
+NATIONAL = "comite-pilotage@territoires-industrie.example.gouv.fr"
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def setup(sqlite_url: str, port: int) -> Iterator[tuple[Engine, SimulatedClock, Settings]]:
+    clock = SimulatedClock(paris("2023-07-03T10:00:00"))
+    settings = settings_for(sqlite_url, port)
+    engine = open_with(settings, clock)
+    yield engine, clock, settings
+    engine.db.dispose()
+
+
+def _submit(engine: Engine, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        who = Actor("candidate", email=f"t{i}@example.org")
+        data = candidacy(territory_name=f"Territoire {i}", contact_email=who.email)
+        case = engine.create_case("candidacy", "ti-2023-2027", data, who)
+        engine.fire(case.id, "submit", who)
+        ids.append(case.id)
+    return ids
+
+
+def _messages(engine: Engine) -> list[dict[str, object]]:
+    with read(engine.db) as conn:
+        return outbox.list_messages(conn)
+
+
+def test_down_then_451_then_550_nothing_lost_transient_retried_permanent_reported(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, clock, settings = setup
+    _submit(engine, 3)
+    queued_ids = {m["message_id"] for m in _messages(engine)}
+    assert len(queued_ids) == 3
+
+    down = dispatcher(engine, settings).send_due()  # nobody listens on the port
+    assert (down.sent, down.retrying) == (0, 3)
+    assert all(m["status"] == "pending" and m["attempts"] == 1 for m in _messages(engine))
+    assert "cannot connect to SMTP" in str(_messages(engine)[0]["last_error"])
+    assert dispatcher(engine, settings).send_due().claimed == 0  # backing off
+
+    with smtp_sink(port) as sink:
+        sink.handler.reply = "451 4.3.0 Try again later"
+        clock.advance(timedelta(seconds=31))
+        busy = dispatcher(engine, settings).send_due()
+        assert (busy.sent, busy.retrying) == (0, 3)
+        assert {m["last_error"] for m in _messages(engine)} == {"451 4.3.0 Try again later"}
+
+        sink.handler.reply = "550 5.7.1 Relaying denied"
+        clock.advance(timedelta(seconds=61))
+        refused = dispatcher(engine, settings).send_due()
+        assert (refused.sent, refused.failed, refused.retrying) == (0, 3, 0)
+        failed = _messages(engine)
+        assert {m["status"] for m in failed} == {"failed"}
+        assert failed[0]["rejected"] == {"t0@example.org": "550 5.7.1 Relaying denied"}
+        assert sink.received == []
+
+        # The operator fixes the relay and retries: each message arrives once, same Message-ID.
+        sink.handler.reply = None
+        with engine.db.begin() as conn:
+            assert len(outbox.retry(conn, [], True, clock.now())) == 3
+        sent = dispatcher(engine, settings).send_due()
+        assert sent.sent == 3
+        assert {m.message["Message-ID"] for m in sink.received} == queued_ids
+        assert sorted(m.rcpt_tos[0] for m in sink.received) == [
+            "t0@example.org",
+            "t1@example.org",
+            "t2@example.org",
+        ]
+        assert dispatcher(engine, settings).send_due().claimed == 0
+        assert len(sink.received) == 3
+
+
+def test_partial_refusals_retry_only_the_refused_transient_recipient(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, clock, settings = setup
+    [case_id] = _submit(engine, 1)
+    engine.fire(case_id, "start_regional_review", SYSTEM)
+    with smtp_sink(port) as sink:
+        sink.handler.refuse = {ARA_COUNCIL: "450 4.2.1 Mailbox busy"}
+        first = dispatcher(engine, settings).send_due()
+        assert (first.sent, first.retrying) == (2, 1)  # receipt, window closed; opinion waits
+        [request] = [m for m in _messages(engine) if m["notification"] == "opinion_requested"]
+        assert request["status"] == "pending" and "450 4.2.1 Mailbox busy" in str(
+            request["last_error"]
+        )
+        sink.handler.refuse = {}
+        clock.advance(timedelta(minutes=1))
+        assert dispatcher(engine, settings).send_due().sent == 1
+        copies = [m.rcpt_tos for m in sink.of("opinion_requested")]
+        assert copies == [[ARA_STATE], [ARA_COUNCIL]]  # each body received it exactly once
+
+        engine.fire(case_id, "close_regional_review", COMMITTEE)
+        sink.handler.refuse = {
+            "comite-pilotage@territoires-industrie.example.gouv.fr": "550 5.1.1 No such user"
+        }
+        report = dispatcher(engine, settings).send_due()
+        assert report.failed == 1
+        [escalation] = [m for m in _messages(engine) if m["notification"] == "escalation"]
+        assert escalation["status"] == "failed"
+        assert escalation["rejected"] == {
+            "comite-pilotage@territoires-industrie.example.gouv.fr": "550 5.1.1 No such user"
+        }
+
+
+def test_a_process_dying_mid_batch_loses_nothing(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, clock, settings = setup
+    _submit(engine, 4)
+    died = claim(engine.db, clock.now(), 10)  # a dispatcher claimed them, then was killed
+    assert len(died) == 4
+    with smtp_sink(port) as sink:
+        assert dispatcher(engine, settings).send_due().claimed == 0  # still leased
+        clock.advance(timedelta(minutes=6))
+        assert dispatcher(engine, settings).send_due().sent == 4
+        assert len(sink.received) == 4
+        assert {m["status"] for m in _messages(engine)} == {"sent"}
+
+
+def test_case_history_of_mail_is_visible_to_who_may_see_the_case(
+    setup: tuple[Engine, SimulatedClock, Settings],
+) -> None:
+    engine, _clock, _settings = setup
+    [case_id] = _submit(engine, 1)
+    with read(engine.db) as conn:
+        [row] = outbox.list_messages(conn, case_id=case_id)
+    assert row["to"] == ["candidate <t0@example.org>"] and row["event_seq"] == 2
+    assert row["subject"] == "Accusé de réception de votre candidature « Territoire 0 »"

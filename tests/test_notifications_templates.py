@@ -1,0 +1,126 @@
+"""Templates and the address directory are checked before anything is sent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CANDIDATE, candidacy, paris
+from ti_workflow.bootstrap import open_engine
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.mail.directory import parse_directory
+from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
+from ti_workflow.mail.outbox import list_messages
+from ti_workflow.settings import Settings
+from ti_workflow.storage.database import read
+
+CLOCK = SimulatedClock(paris("2023-07-03T10:00"))
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    target = tmp_path / "notifications"
+    shutil.copytree(Settings().notifications_dir, target)
+    return target
+
+
+def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)  # raises if any is wrong
+    engine.db.dispose()
+    names = {p.name.split(".")[0] for p in Settings().notifications_dir.glob("*.subject.txt")}
+    assert len(names) == 14
+
+
+def test_a_template_using_a_variable_its_notification_does_not_give_fails_at_load(
+    sqlite_url: str, templates: Path
+) -> None:
+    path = templates / "labelled.txt"
+    path.write_text(path.read_text() + "\nVotre note : {{ score }}\n")
+    (templates / "window_closed.html").unlink()
+    with pytest.raises(InvalidTemplate) as exc:
+        open_engine(Settings(db_url=sqlite_url, notifications_dir=templates), CLOCK)
+    text = str(exc.value)
+    assert f"{path}: uses score, which notification 'labelled' does not provide" in text
+    assert f"{templates / 'window_closed.html'}: missing" in text
+
+
+def test_a_typo_in_an_attribute_fails_at_load_not_at_send(sqlite_url: str, templates: Path) -> None:
+    path = templates / "submission_acknowledged.subject.txt"
+    path.write_text("Accusé de réception : {{ case.titel }}\n")
+    with pytest.raises(InvalidTemplate, match="has no attribute 'titel'"):
+        open_engine(Settings(db_url=sqlite_url, notifications_dir=templates), CLOCK)
+
+
+def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
+    case = engine.create_case(
+        "candidacy", "ti-2023-2027", candidacy(territory_name="<b>Arve</b> & Co"), CANDIDATE
+    )
+    engine.fire(case.id, "submit", CANDIDATE)
+    from ti_workflow.mail.outbox import outbox
+
+    with read(engine.db) as conn:
+        row = conn.execute(outbox.select()).one()
+        [listed] = list_messages(conn)
+    engine.db.dispose()
+    assert "&lt;b&gt;Arve&lt;/b&gt; &amp; Co" in row.body_html and "<b>Arve" not in row.body_html
+    assert "« <b>Arve</b> & Co »" in row.body_text
+    assert listed["subject"] == "Accusé de réception de votre candidature « <b>Arve</b> & Co »"
+
+
+@pytest.mark.parametrize(
+    "address, problem",
+    [
+        ("x@example.org\r\nBcc: all@example.org", "line break or NUL"),
+        ("x@example.org\nBcc: all@example.org", "line break or NUL"),
+        ("not-an-address", "not a valid e-mail address"),
+        ("<x@example.org>", "not a valid e-mail address"),
+    ],
+)
+def test_directory_refuses_addresses_that_could_inject_headers(address: str, problem: str) -> None:
+    with pytest.raises(InvalidDirectory) as exc:
+        parse_directory(
+            {
+                "national_committee": ["ok@example.org"],
+                "regions": {"84": {"state_services": [address]}},
+            },
+            "directory.yaml",
+        )
+    assert f"directory.yaml: regions.84.state_services[0]: {problem}" in str(exc.value)
+
+
+def test_a_bad_directory_file_stops_the_engine_with_its_path(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "directory.yaml"
+    bad.write_text("national_committee: []\nregions: {default: {mayor: [a@b.fr]}}\n")
+    with pytest.raises(InvalidDirectory) as exc:
+        open_engine(Settings(db_url=sqlite_url, directory_file=bad), CLOCK)
+    assert f"{bad}: national_committee: at least one address is required" in str(exc.value)
+    assert "regions.default.mayor: unknown body" in str(exc.value)
+
+
+def test_a_missing_notifications_folder_is_a_clear_error(sqlite_url: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(InvalidTemplate, match="no such directory"):
+        open_engine(
+            Settings(
+                db_url=sqlite_url,
+                notifications_dir=missing,
+                directory_file=Settings().directory_path,
+            ),
+            CLOCK,
+        )
+
+
+def test_an_edited_template_is_checked_again_in_the_same_process(
+    sqlite_url: str, templates: Path
+) -> None:
+    settings = Settings(db_url=sqlite_url, notifications_dir=templates)
+    open_engine(settings, CLOCK).db.dispose()
+    broken = templates / "labelled.subject.txt"
+    broken.write_text("{{ case.nom }}\n")
+    with pytest.raises(InvalidTemplate, match="has no attribute 'nom'"):
+        open_engine(settings, CLOCK)
