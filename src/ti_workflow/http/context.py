@@ -1,0 +1,83 @@
+"""What every route needs: the engine, the authenticated caller, and the refusal log."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import insert
+
+from ti_workflow.clock import Clock
+from ti_workflow.engine import Engine
+from ti_workflow.http.accounts import User, authenticate
+from ti_workflow.http.errors import Unauthenticated
+from ti_workflow.http.tables import ApiAccessLogRow
+
+log = logging.getLogger("ti_workflow.http")
+access_log = ApiAccessLogRow.__table__  # type: ignore[attr-defined]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="tiw_...",
+    description="An API token from `ti-workflow tokens create USER` (shown once).",
+)
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def auth_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.auth_clock
+    return clock
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    """The user behind the bearer token; 401 (recorded) if there is none or it is not valid."""
+    if credentials is None:
+        raise Unauthenticated("send 'Authorization: Bearer <token>' (ti-workflow tokens create)")
+    user = authenticate(engine_of(request).db, credentials.credentials, auth_clock(request).now())
+    request.state.user = user
+    return user
+
+
+Caller = Annotated[User, Depends(caller)]
+
+
+def record_refusal(
+    engine: Engine,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    problem: str,
+    user: User | None,
+    case_id: int | None,
+    detail: str,
+) -> None:
+    """Keep a row per refusal; a failure to log never hides the refusal itself."""
+    try:
+        with engine.db.begin() as conn:
+            conn.execute(
+                insert(access_log),
+                {
+                    "at": datetime.now(UTC),
+                    "user_id": user.id if user else None,
+                    "actor": user.actor.label if user else "",
+                    "method": method,
+                    "path": path[:500],
+                    "status": status,
+                    "problem": problem,
+                    "case_id": case_id,
+                    "detail": detail[:4000],
+                },
+            )
+    except Exception:
+        log.exception("could not record a refusal in api_access_log")
