@@ -97,7 +97,8 @@ def _respond(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSO
 
 def _install_handlers(app: FastAPI, engine: Engine) -> None:
     async def refuse(request: Request, body: dict[str, Any], **headers: str) -> JSONResponse:
-        case_id = request.path_params.get("case_id")
+        raw = str(request.path_params.get("case_id", ""))
+        case_id = int(raw) if raw.isdigit() and len(raw) < 10 else None
         await run_in_threadpool(
             record_refusal,
             engine,
@@ -106,7 +107,7 @@ def _install_handlers(app: FastAPI, engine: Engine) -> None:
             status=body["status"],
             problem=body["type"].rsplit(":", 1)[-1],
             user=getattr(request.state, "user", None),
-            case_id=case_id if isinstance(case_id, int) else None,
+            case_id=case_id,
             detail=body["detail"],
         )
         return _respond(body, {k.replace("_", "-"): v for k, v in headers.items()} or None)

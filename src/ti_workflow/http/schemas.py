@@ -131,7 +131,7 @@ class HistoryOut(BaseModel):
 
 
 class Instant(BaseModel):
-    utc: str = Field(examples=["2023-06-22T22:00:00Z"])
+    utc: str = Field(examples=["2023-06-22T22:00:00+00:00"])
     local: str = Field(examples=["2023-06-23T00:00:00+02:00"])
 
 
