@@ -18,7 +18,7 @@ from ti_workflow.engine import Change, Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 from ti_workflow.http import idempotency as idem
 from ti_workflow.http.accounts import User
-from ti_workflow.http.context import Caller, engine_of
+from ti_workflow.http.context import Caller, engine_of, write_lock
 from ti_workflow.http.errors import IdempotentReplay
 from ti_workflow.http.problems import error_responses
 from ti_workflow.http.schemas import (
@@ -92,15 +92,18 @@ def _write(
     act: Callable[[], dict[str, Any]],
 ) -> JSONResponse:
     """Run a write once per ``Idempotency-Key``; replay its response on a retry."""
+    engine = engine_of(request)
     if key is None:
-        return _case_response(act(), status)
-    db = engine_of(request).db
+        with write_lock(engine):
+            return _case_response(act(), status)
+    db = engine.db
     fp = idem.fingerprint(request.method, request.url.path, request_body)
     stored = idem.lookup(db, user.id, idem.check_key(key), fp)
     if stored is None:
         token = idem.PENDING.set(idem.Pending(user.id, key, fp, status, render))
         try:
-            return _case_response(act(), status)
+            with write_lock(engine):
+                return _case_response(act(), status)
         except IdempotentReplay:
             stored = idem.lookup(db, user.id, key, fp)
         except TiWorkflowError:
