@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
-from conftest import candidacy
-from test_api_fixtures import Api, api  # noqa: F401
+from conftest import EngineFactory, candidacy
+from test_api_fixtures import Api, serve_api
+
+
+@pytest.fixture
+def api(make_engine: EngineFactory, db_url: str) -> Iterator[Api]:
+    """The API served over SQLite, then over PostgreSQL."""
+    yield from serve_api(make_engine, db_url)
+
 
 NEW = {"campaign": "ti-2023-2027", "data": candidacy()}
 

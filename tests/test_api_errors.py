@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import candidacy
-from test_api_fixtures import Api, api  # noqa: F401
+from conftest import EngineFactory, candidacy
+from test_api_fixtures import Api, serve_api
 from ti_workflow.http import accounts
+
+
+@pytest.fixture
+def api(make_engine: EngineFactory, db_url: str) -> Iterator[Api]:
+    """The API served over SQLite, then over PostgreSQL."""
+    yield from serve_api(make_engine, db_url)
+
+
+@pytest.fixture
+def api_sqlite(make_engine: EngineFactory, sqlite_url: str) -> Iterator[Api]:
+    """The API over SQLite only, for checks that do not depend on the database."""
+    yield from serve_api(make_engine, sqlite_url)
+
 
 PROBLEM = "application/problem+json"
 
@@ -49,10 +63,13 @@ def test_tokens_missing_unknown_expired_revoked_are_401_and_recorded(api: Api) -
     assert logged == [(401, "unauthenticated")] * 4
 
 
-def test_malformed_json_unknown_fields_wrong_types_change_nothing(api: Api) -> None:
+def test_malformed_json_unknown_fields_wrong_types_change_nothing(api_sqlite: Api) -> None:
+    api = api_sqlite
     cand = api.as_("candidate")
     r = cand.post(
-        "/v1/cases", content=b'{"campaign": "ti-2023-2027",', headers={"Content-Type": "application/json"}
+        "/v1/cases",
+        content=b'{"campaign": "ti-2023-2027",',
+        headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 400 and r.headers["content-type"] == PROBLEM
     assert r.json()["type"] == "urn:ti-workflow:problem:malformed-request"
@@ -82,8 +99,9 @@ def test_malformed_json_unknown_fields_wrong_types_change_nothing(api: Api) -> N
         (["200000172", "200033117"], "not a valid SIREN (wrong check digit)"),
     ],
 )
-def test_invalid_siren_names_the_field(api: Api, members: list[str], message: str) -> None:
+def test_invalid_siren_names_the_field(api_sqlite: Api, members: list[str], message: str) -> None:
     """FAQ 2.1: the perimeter is a list of EPCI, each known by its SIREN."""
+    api = api_sqlite
     data = candidacy()
     data["perimeter"]["members"] = members
     r = api.as_("candidate").post("/v1/cases", json={"campaign": "ti-2023-2027", "data": data})
@@ -94,7 +112,8 @@ def test_invalid_siren_names_the_field(api: Api, members: list[str], message: st
     assert count_cases(api) == 0
 
 
-def test_body_over_the_limit_is_413(api: Api) -> None:
+def test_body_over_the_limit_is_413(api_sqlite: Api) -> None:
+    api = api_sqlite
     data = candidacy()
     data["action_plan"][0]["summary"] = "x" * 300_000
     r = api.as_("candidate").post("/v1/cases", json={"campaign": "ti-2023-2027", "data": data})
@@ -145,7 +164,9 @@ def test_wrong_state_unknown_trigger_bad_payload(api: Api) -> None:
     assert r.status_code == 422
 
 
-def test_unexpected_error_is_a_500_problem_without_internals(api: Api) -> None:
+def test_unexpected_error_is_a_500_problem_without_internals(api_sqlite: Api) -> None:
+    api = api_sqlite
+
     def broken(conn: object, change: object) -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
@@ -160,7 +181,8 @@ def test_unexpected_error_is_a_500_problem_without_internals(api: Api) -> None:
     assert count_cases(api) == 0
 
 
-def test_problem_bodies_are_json_with_stable_members(api: Api) -> None:
+def test_problem_bodies_are_json_with_stable_members(api_sqlite: Api) -> None:
+    api = api_sqlite
     r = api.as_("council_84").get("/v1/cases/999")
     body = json.loads(r.text)
     assert r.status_code == 404

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from sqlalchemy import text
 
@@ -47,7 +46,11 @@ class ThreadServer:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            lifespan="off",
             access_log=False,
         )
         self.server = uvicorn.Server(config)
@@ -98,8 +101,7 @@ def make_users(engine: Engine) -> dict[str, str]:
     now = datetime.now(UTC)
     tokens = {}
     for name, spec in USERS.items():
-        accounts.add_user(engine.db, name, spec["role"], now, spec.get("region"),
-                          spec.get("email"))
+        accounts.add_user(engine.db, name, spec["role"], now, spec.get("region"), spec.get("email"))
         tokens[name] = accounts.create_token(engine.db, name, now)[0]
     return tokens
 
@@ -110,9 +112,8 @@ def clear_api_tables(engine: Engine) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
 
 
-@pytest.fixture
-def api(make_engine: EngineFactory, db_url: str) -> Iterator[Api]:
-    engine = make_engine(db_url)
+def serve_api(make_engine: EngineFactory, url: str) -> Iterator[Api]:
+    engine = make_engine(url)
     clear_api_tables(engine)
     tokens = make_users(engine)
     with ThreadServer(create_app(engine)) as server:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import httpx
+import pytest
 
-from conftest import candidacy
-from test_api_fixtures import Api, api  # noqa: F401
+from conftest import EngineFactory, candidacy
+from test_api_fixtures import Api, serve_api
+
+
+@pytest.fixture
+def api(make_engine: EngineFactory, db_url: str) -> Iterator[Api]:
+    """The API served over SQLite, then over PostgreSQL."""
+    yield from serve_api(make_engine, db_url)
+
 
 OPINION = {"opinion": "favourable", "reasons": "Cohérent avec le SRDEII."}
 
@@ -75,7 +85,7 @@ def test_whole_candidacy_one_token_per_role(api: Api) -> None:
         "label",
     ]
     assert [e["actor"] for e in history][-4:-2] == ["regional_council:84", "state_services:84"]
-    assert all(e["prev_hash"] == p["hash"] for p, e in zip(history, history[1:], strict=False))
+    assert all(e["prev_hash"] == p["hash"] for p, e in pairwise(history))
 
     # Outside one's scope the case does not exist.
     for who in ("other_candidate", "council_11", "state_11"):
@@ -112,7 +122,10 @@ def test_campaign_timetable_in_paris_and_utc(api: Api) -> None:
     campaigns = ok(api.as_("candidate").get("/v1/campaigns"))
     c = next(c for c in campaigns if c["id"] == "ti-2023-2027")
     # FAQ 1.2: open from 23 June to 22 September 2023 inclusive, Paris time (UTC+2).
-    assert c["opens_at"] == {"utc": "2023-06-22T22:00:00+00:00", "local": "2023-06-23T00:00:00+02:00"}
+    assert c["opens_at"] == {
+        "utc": "2023-06-22T22:00:00+00:00",
+        "local": "2023-06-23T00:00:00+02:00",
+    }
     assert c["closes_at"]["local"].startswith("2023-09-22T23:59:59")
     assert c["closes_at"]["utc"].startswith("2023-09-22T21:59:59")
     assert c["open_now"] is True  # the served engine's clock is 3 July 2023

@@ -7,11 +7,27 @@ decides) rather than computed from the engine, so a wrong engine fails it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from conftest import CANDIDATE, SYSTEM, candidacy, drive_to_regional_review, give_all_opinions
-from test_api_fixtures import USERS, Api, api  # noqa: F401
+import pytest
+
+from conftest import (
+    CANDIDATE,
+    SYSTEM,
+    EngineFactory,
+    candidacy,
+    drive_to_regional_review,
+    give_all_opinions,
+)
+from test_api_fixtures import USERS, Api, serve_api
 from ti_workflow.engine import Engine
+
+
+@pytest.fixture
+def api(make_engine: EngineFactory, db_url: str) -> Iterator[Api]:
+    """The API served over SQLite, then over PostgreSQL."""
+    yield from serve_api(make_engine, db_url)
+
 
 OK, FORBIDDEN, HIDDEN = 200, 403, 404
 OUT_OF_SCOPE = {"other_candidate": HIDDEN, "council_11": HIDDEN, "state_11": HIDDEN}
