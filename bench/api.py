@@ -38,12 +38,12 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fire_throughput  # noqa: E402  (the in-process reference, used as is)
+import fire_throughput
 
-from ti_workflow.bootstrap import initialise, open_engine  # noqa: E402
-from ti_workflow.domain.actors import Actor  # noqa: E402
-from ti_workflow.http import accounts  # noqa: E402
-from ti_workflow.settings import Settings  # noqa: E402
+from ti_workflow.bootstrap import initialise, open_engine
+from ti_workflow.domain.actors import Actor
+from ti_workflow.http import accounts
+from ti_workflow.settings import Settings
 
 PG_ADMIN = os.environ.get(
     "TI_WORKFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -78,7 +78,8 @@ def workflows_with_open_campaign(workdir: Path) -> Path:
     today = date.today()
     (target / "campaigns" / f"{CAMPAIGN}.yaml").write_text(
         f"campaign: {CAMPAIGN}\nname: Bench campaign open today\ntimezone: Europe/Paris\n"
-        f"window: {{opens_on: {today - timedelta(days=1)}, closes_on: {today + timedelta(days=30)}}}\n"
+        f"window: {{opens_on: {today - timedelta(days=1)}, "
+        f"closes_on: {today + timedelta(days=30)}}}\n"
     )
     return target
 
@@ -87,7 +88,9 @@ def seed(url: str, cases: int) -> list[int]:
     engine = open_engine(Settings.from_env(db_url=url))
     who = ACTORS["candidate"]
     ids = [
-        engine.create_case("candidacy", CAMPAIGN, {**fire_throughput.candidacy(i), "contact_email": EMAIL}, who).id
+        engine.create_case(
+            "candidacy", CAMPAIGN, {**fire_throughput.candidacy(i), "contact_email": EMAIL}, who
+        ).id
         for i in range(cases)
     ]
     engine.db.dispose()
@@ -129,7 +132,16 @@ def free_port() -> int:
 def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "TI_WORKFLOW_DB": url}
-    cmd = [sys.executable, "-m", "ti_workflow.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ti_workflow.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     log = open(os.environ.get("BENCH_API_SERVER_LOG", os.devnull), "ab")  # noqa: SIM115
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
@@ -147,7 +159,9 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("serve did not become ready")
 
 
-async def load(base: str, toks: dict[str, str], ids: list[int], clients: int, max_s: float) -> dict[str, Any]:
+async def load(
+    base: str, toks: dict[str, str], ids: list[int], clients: int, max_s: float
+) -> dict[str, Any]:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for cid in ids:
         queue.put_nowait(cid)
@@ -168,7 +182,9 @@ async def load(base: str, toks: dict[str, str], ids: list[int], clients: int, ma
                     return
                 for trigger, who, payload in STEPS:
                     t0 = time.perf_counter()
-                    r = await client.post(f"/v1/cases/{cid}/triggers/{trigger}", json=payload, headers=headers[who])
+                    r = await client.post(
+                        f"/v1/cases/{cid}/triggers/{trigger}", json=payload, headers=headers[who]
+                    )
                     latencies.append(time.perf_counter() - t0)
                     if r.status_code != 200:
                         errors[r.status_code] = errors.get(r.status_code, 0) + 1
@@ -188,7 +204,9 @@ async def load(base: str, toks: dict[str, str], ids: list[int], clients: int, ma
     }
 
 
-def run_backend(name: str, url: str, cases: int, clients: int, workers: int, max_s: float) -> dict[str, Any]:
+def run_backend(
+    name: str, url: str, cases: int, clients: int, workers: int, max_s: float
+) -> dict[str, Any]:
     http_ids = seed(url, cases)
     local_ids = seed(url, cases)
     toks = tokens(url)
@@ -225,8 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TI_WORKFLOW_WORKFLOWS_DIR"] = str(workflows_with_open_campaign(workdir))
     print("api: HTTP fire path (ti-workflow serve) vs in-process Engine.fire")
     print(f"date     {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
-    print(f"python   {platform.python_version()}  machine {platform.machine()}  cpus {os.cpu_count()}")
-    print(f"load     {args.clients} concurrent clients, {args.cases} cases x {len(STEPS)} fires, loopback")
+    print(
+        f"python   {platform.python_version()}  machine {platform.machine()}  cpus {os.cpu_count()}"
+    )
+    print(
+        f"load     {args.clients} concurrent clients, "
+        f"{args.cases} cases x {len(STEPS)} fires, loopback"
+    )
     results = []
     try:
         reference = reference_rate(workdir, args.cases)
@@ -234,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_sqlite:
             sqlite_url = f"sqlite:///{workdir / 'api.db'}"
             initialise(Settings.from_env(db_url=sqlite_url))
-            results.append(run_backend("sqlite", sqlite_url, args.cases, args.clients, 1, args.max_seconds))
+            results.append(
+                run_backend("sqlite", sqlite_url, args.cases, args.clients, 1, args.max_seconds)
+            )
         if not args.no_pg:
             name = f"ti_bench_{uuid.uuid4().hex[:8]}"
             admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -244,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 initialise(Settings.from_env(db_url=pg_url))
                 results.append(
-                    run_backend("postgresql", pg_url, args.cases, args.clients, args.workers, args.max_seconds)
+                    run_backend(
+                        "postgresql",
+                        pg_url,
+                        args.cases,
+                        args.clients,
+                        args.workers,
+                        args.max_seconds,
+                    )
                 )
             finally:
                 with admin.connect() as conn:
@@ -252,18 +284,25 @@ def main(argv: list[str] | None = None) -> int:
                 admin.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\n{'backend':<11}{'workers':>8}{'fires':>7}{'HTTP/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'in-proc/s':>11}{'ratio':>7}{'ratio ft':>9}  errors")
+    print(
+        f"\n{'backend':<11}{'workers':>8}{'fires':>7}{'HTTP/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'in-proc/s':>11}{'ratio':>7}{'ratio ft':>9}  errors"
+    )
     for r in results:
-        print(f"{r['backend']:<11}{r['workers']:>8}{r['fires']:>7}{r['rate']:>9.0f}{r['p50_ms']:>8.1f}"
-              f"{r['p99_ms']:>8.1f}{r['in_process']:>11.0f}{r['rate'] / r['in_process']:>7.2f}"
-              f"{r['rate'] / reference:>9.2f}  {r['errors'] or '-'}")
+        print(
+            f"{r['backend']:<11}{r['workers']:>8}{r['fires']:>7}{r['rate']:>9.0f}{r['p50_ms']:>8.1f}"
+            f"{r['p99_ms']:>8.1f}{r['in_process']:>11.0f}{r['rate'] / r['in_process']:>7.2f}"
+            f"{r['rate'] / reference:>9.2f}  {r['errors'] or '-'}"
+        )
     sqlite = results[0]
     if sqlite["backend"] != "sqlite":
         return 0
-    print(f"\ntarget SQLite: ratio >= 0.3 -> {sqlite['rate'] / sqlite['in_process']:.2f} "
-          f"({'met' if sqlite['rate'] / sqlite['in_process'] >= 0.3 else 'NOT met'}); "
-          f"p99 < 50 ms -> {sqlite['p99_ms']:.1f} ms ({'met' if sqlite['p99_ms'] < 50 else 'NOT met'})")
+    print(
+        f"\ntarget SQLite: ratio >= 0.3 -> {sqlite['rate'] / sqlite['in_process']:.2f} "
+        f"({'met' if sqlite['rate'] / sqlite['in_process'] >= 0.3 else 'NOT met'}); "
+        f"p99 < 50 ms -> {sqlite['p99_ms']:.1f} ms "
+        f"({'met' if sqlite['p99_ms'] < 50 else 'NOT met'})"
+    )
     return 0
 
 

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any
 
 import httpx

@@ -8,8 +8,11 @@ over the database named by ``TI_WORKFLOW_DB``, with the real clock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +32,7 @@ from ti_workflow.http.routes import campaigns, cases, system
 from ti_workflow.http.validation import describe_validation
 
 API_VERSION = "1.0.0"
+DEFAULT_THREADS = 16
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTION = """
 Operator API of **ti-workflow** (Territoires d'industrie 2023-2027).
@@ -46,9 +50,21 @@ Operator API of **ti-workflow** (Territoires d'industrie 2023-2027).
 
 
 def create_app(
-    engine: Engine, *, body_limit: int = DEFAULT_LIMIT, auth_clock: Clock | None = None
+    engine: Engine,
+    *,
+    body_limit: int = DEFAULT_LIMIT,
+    auth_clock: Clock | None = None,
+    threads: int = DEFAULT_THREADS,
 ) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Fewer request threads than anyio's 40: writes are serialised by the database
+        # anyway, and fewer threads contending for the GIL keep the writer fast.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ti-workflow operator API",
         version=API_VERSION,
         description=DESCRIPTION,

@@ -53,11 +53,15 @@ def auth_clock(request: Request) -> Clock:
     return clock
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
-    """The user behind the bearer token; 401 (recorded) if there is none or it is not valid."""
+    """The user behind the bearer token; 401 (recorded) if there is none or it is not valid.
+
+    ``async`` on purpose: the lookup is one indexed read, cheaper than the hop to a
+    worker thread that a sync dependency costs (measured ~10 ms on a loaded machine).
+    """
     if credentials is None:
         raise Unauthenticated("send 'Authorization: Bearer <token>' (ti-workflow tokens create)")
     user = authenticate(engine_of(request).db, credentials.credentials, auth_clock(request).now())

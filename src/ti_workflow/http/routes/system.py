@@ -30,7 +30,7 @@ def expected_heads(url: str) -> frozenset[str]:
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the process answers")
-def health() -> JSONResponse:
+async def health() -> JSONResponse:
     return JSONResponse({"status": "ok", "detail": ""})
 
 
@@ -64,5 +64,5 @@ def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/me", response_model=MeOut, responses=error_responses(401, 500), summary="Who am I")
-def me(user: Caller) -> JSONResponse:
+async def me(user: Caller) -> JSONResponse:
     return JSONResponse(user.as_dict())
