@@ -166,7 +166,7 @@ async def load(
     for cid in ids:
         queue.put_nowait(cid)
     latencies: list[float] = []
-    errors: dict[int, int] = {}
+    errors: dict[int | str, int] = {}
     headers = {who: {"Authorization": f"Bearer {t}"} for who, t in toks.items()}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     deadline = time.perf_counter() + max_s
@@ -182,9 +182,16 @@ async def load(
                     return
                 for trigger, who, payload in STEPS:
                     t0 = time.perf_counter()
-                    r = await client.post(
-                        f"/v1/cases/{cid}/triggers/{trigger}", json=payload, headers=headers[who]
-                    )
+                    try:
+                        r = await client.post(
+                            f"/v1/cases/{cid}/triggers/{trigger}",
+                            json=payload,
+                            headers=headers[who],
+                        )
+                    except httpx.TransportError as exc:
+                        name = type(exc).__name__
+                        errors[name] = errors.get(name, 0) + 1
+                        break
                     latencies.append(time.perf_counter() - t0)
                     if r.status_code != 200:
                         errors[r.status_code] = errors.get(r.status_code, 0) + 1

@@ -134,8 +134,16 @@ def test_serve_a_candidacy_with_the_real_clock(env: dict[str, str]) -> None:
             headers={"Authorization": f"Bearer {dge}"},
         )
         assert r.json()["case"]["state"] == "regional_review"
+        forged = httpx.get(f"{base}/v1/cases", headers={"Authorization": "Bearer tiw_x"})
+        assert forged.status_code == 401
         spec = httpx.get(f"{base}/v1/openapi.json").json()
         assert "/v1/cases/{case_id}/triggers/{trigger}" in spec["paths"]
     finally:
         server.terminate()
         server.wait(timeout=20)
+    refused = ok(env, "users", "refusals", "--limit", "5")
+    assert [(r["status"], r["problem"]) for r in refused[:2]] == [
+        (401, "unauthenticated"),
+        (422, "guard-refused"),
+    ]
+    assert refused[1]["actor"] == "candidate:ti@arve.example.org"

@@ -36,6 +36,7 @@ def register(app: typer.Typer, workflows_app: typer.Typer, case_app: typer.Typer
     app.command("serve")(serve)
     app.add_typer(users_app, name="users")
     app.add_typer(tokens_app, name="tokens")
+    users_app.command("refusals")(users_refusals)
 
 
 @command
@@ -213,3 +214,29 @@ def tokens_revoke(
         as_json,
         lambda: console.print(f"token {token.id} of {token.user} revoked", highlight=False),
     )
+
+
+@command
+def users_refusals(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's refusals.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The API's latest refusals (401, 403, 404, 409, 412, 413, 422...), newest first."""
+    rows = accounts.refusals(_db(db), limit, user)
+
+    def human() -> None:
+        table = Table("when (UTC)", "who", "request", "status", "problem", "detail")
+        for r in rows:
+            table.add_row(
+                str(r["at"])[:19],
+                str(r["actor"] or "-"),
+                f"{r['method']} {r['path']}",
+                str(r["status"]),
+                str(r["problem"]),
+                str(r["detail"])[:80],
+            )
+        console.print(table)
+
+    emit(rows, as_json, human)

@@ -28,12 +28,13 @@ from ti_workflow.domain.actors import (
 )
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.http.errors import Unauthenticated
-from ti_workflow.http.tables import ApiTokenRow, ApiUserRow
+from ti_workflow.http.tables import ApiAccessLogRow, ApiTokenRow, ApiUserRow
 from ti_workflow.storage.database import read
 from ti_workflow.storage.repository import utc
 
 users = ApiUserRow.__table__  # type: ignore[attr-defined]
 tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
+access_log = ApiAccessLogRow.__table__  # type: ignore[attr-defined]
 
 TOKEN_PREFIX = "tiw_"
 HTTP_ROLES = tuple(r for r in ROLES if r != SYSTEM)
@@ -291,3 +292,16 @@ def authenticate(db: Engine, secret: str, now: datetime) -> User:
     if m["disabled_at"] is not None or m["role"] == SYSTEM:
         raise Unauthenticated("this user may not use the API")
     return _user(row)
+
+
+def refusals(db: Engine, limit: int, user_name: str | None = None) -> list[dict[str, object]]:
+    """The latest recorded refusals, newest first (``users refusals``)."""
+    query = select(access_log).order_by(access_log.c.id.desc()).limit(limit)
+    if user_name:
+        query = query.where(access_log.c.user_id == get_user(db, user_name).id)
+    with read(db) as conn:
+        rows = conn.execute(query).all()
+    return [
+        {**r._mapping, "at": utc(r._mapping["at"]).isoformat()}
+        for r in rows
+    ]

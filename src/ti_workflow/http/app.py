@@ -130,7 +130,7 @@ def _install_handlers(app: FastAPI, engine: Engine) -> None:
 
     @app.exception_handler(TiWorkflowError)
     async def engine_error(request: Request, exc: TiWorkflowError) -> JSONResponse:
-        if_match = "if-match" in request.headers
+        if_match = request.headers.get("if-match", "*").strip() != "*"
         body = from_error(exc, request.url.path, if_match)
         if body["status"] == 401:
             return await refuse(request, body, WWW_Authenticate='Bearer realm="ti-workflow"')

@@ -6,7 +6,7 @@ from functools import cache
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ti_workflow.http.context import Caller, engine_of
@@ -18,15 +18,11 @@ router = APIRouter(prefix="/v1", tags=["system"])
 
 
 @cache
-def expected_heads(url: str) -> frozenset[str]:
+def expected_heads(db: Engine) -> frozenset[str]:
+    """The migration heads this code expects (read once per process)."""
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
 
-    probe = create_engine(url)
-    try:
-        return frozenset(ScriptDirectory.from_config(alembic_config(probe)).get_heads())
-    finally:
-        probe.dispose()
+    return frozenset(ScriptDirectory.from_config(alembic_config(db)).get_heads())
 
 
 @router.get("/health", response_model=Health, summary="Liveness: the process answers")
@@ -42,7 +38,6 @@ async def health() -> JSONResponse:
 )
 def ready(request: Request) -> JSONResponse:
     engine = engine_of(request)
-    url = engine.db.url.render_as_string(hide_password=False)
     try:
         with engine.db.connect() as conn:
             current = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
@@ -52,7 +47,7 @@ def ready(request: Request) -> JSONResponse:
             "unavailable", f"database not reachable or not initialised ({reason})", request.url.path
         )
         return JSONResponse(body, status_code=503, media_type=MEDIA_TYPE)
-    missing = expected_heads(url) - current
+    missing = expected_heads(engine.db) - current
     if missing:
         body = problem(
             "unavailable",
