@@ -86,6 +86,10 @@ def test_malformed_json_unknown_fields_wrong_types_change_nothing(api_sqlite: Ap
     assert "unknown field" in where["data.colour"]
     assert "string" in where["data.perimeter.members[0]"]
 
+    r = cand.post("/v1/cases", json={"campaign": "ti-2030", "data": candidacy()})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["location"] == "campaign"
+    assert "ti-2023-2027" in r.json()["errors"][0]["message"]
     r = cand.post("/v1/cases", content=b"campaign=x", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
     assert count_cases(api) == 0

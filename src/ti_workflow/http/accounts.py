@@ -301,7 +301,4 @@ def refusals(db: Engine, limit: int, user_name: str | None = None) -> list[dict[
         query = query.where(access_log.c.user_id == get_user(db, user_name).id)
     with read(db) as conn:
         rows = conn.execute(query).all()
-    return [
-        {**r._mapping, "at": utc(r._mapping["at"]).isoformat()}
-        for r in rows
-    ]
+    return [{**r._mapping, "at": utc(r._mapping["at"]).isoformat()} for r in rows]

@@ -33,7 +33,29 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
-_SQLITE_WRITES = threading.Lock()
+class FifoLock:
+    """Writers served in arrival order: ``threading.Lock`` is not fair, and a writer
+    overtaken again and again is what makes the latency tail (p99) long."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
+_SQLITE_WRITES = FifoLock()
 
 
 def write_lock(engine: Engine) -> AbstractContextManager[object]:

@@ -133,6 +133,7 @@ def create_case(
 ) -> JSONResponse:
     check_sirens(body.data, "data.")
     engine: Engine = engine_of(request)
+    _check_target(engine, body.workflow, body.campaign)
     data = normalise(body.data)
 
     def act() -> dict[str, Any]:
@@ -179,6 +180,19 @@ def list_cases(
     )
     items = [case_view(c, with_data=False) for c in cases]
     return JSONResponse({"total": total, "limit": limit, "offset": offset, "items": items})
+
+
+def _check_target(engine: Engine, workflow: str, campaign: str) -> None:
+    """An unknown workflow or campaign in the body is bad data (422), not a missing page."""
+    errors = []
+    if workflow not in engine.catalog.current:
+        known = ", ".join(sorted(engine.catalog.current))
+        errors.append(FieldError("workflow", f"unknown workflow {workflow!r}; known: {known}"))
+    if campaign not in engine.catalog.campaigns:
+        known = ", ".join(sorted(engine.catalog.campaigns))
+        errors.append(FieldError("campaign", f"unknown campaign {campaign!r}; known: {known}"))
+    if errors:
+        raise InvalidData("request", errors)
 
 
 def _check_filters(
