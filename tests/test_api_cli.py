@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ def ok(env: dict[str, str], *args: str) -> Any:
 
 @pytest.fixture
 def env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
+    return make_env(tmp_path, sqlite_url)
+
+
+def make_env(tmp_path: Path, url: str) -> dict[str, str]:
     """A database, and workflows with a campaign open today (``serve`` uses the real clock)."""
     workflows = tmp_path / "workflows"
     shutil.copytree(Settings().workflows_dir, workflows)
@@ -59,7 +64,7 @@ def env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
         f"window: {{opens_on: {today - timedelta(days=1)}, "
         f"closes_on: {today + timedelta(days=30)}}}\n"
     )
-    return {**os.environ, "TI_WORKFLOW_DB": sqlite_url, "TI_WORKFLOW_WORKFLOWS_DIR": str(workflows)}
+    return {**os.environ, "TI_WORKFLOW_DB": url, "TI_WORKFLOW_WORKFLOWS_DIR": str(workflows)}
 
 
 def test_init_creates_the_api_tables(db_url: str) -> None:
@@ -94,30 +99,37 @@ def test_users_and_tokens_commands(env: dict[str, str]) -> None:
     assert run(env, "tokens", "revoke", "99").returncode == 1
 
 
+def start_serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/v1/ready").status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.terminate()
+            server.wait(timeout=20)
+            raise AssertionError("serve did not start")
+        time.sleep(0.2)
+
+
 def test_serve_a_candidacy_with_the_real_clock(env: dict[str, str]) -> None:
     ok(env, "users", "add", "arve", "--role", "candidate", "--email", "ti@arve.example.org")
     ok(env, "users", "add", "dge", "--role", "national_committee")
     cand = ok(env, "tokens", "create", "arve")["token"]
     dge = ok(env, "tokens", "create", "dge")["token"]
     assert run(env, "serve", "--workers", "2").returncode == 2  # SQLite: one process
-    port = free_port()
-    server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = start_serve(env)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.2)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {cand}"}) as c:
             r = c.post("/v1/cases", json={"campaign": "open-now", "data": candidacy()})
             assert r.status_code == 201, r.text
@@ -147,3 +159,39 @@ def test_serve_a_candidacy_with_the_real_clock(env: dict[str, str]) -> None:
         (422, "guard-refused"),
     ]
     assert refused[1]["actor"] == "candidate:ti@arve.example.org"
+
+
+def test_serve_two_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """Several processes on one PostgreSQL database: no lost update, no 5xx."""
+    env = make_env(tmp_path, pg_url)
+    from ti_workflow.http.accounts import add_user, create_token
+    from ti_workflow.storage.database import make_engine
+
+    db = make_engine(pg_url)
+    with db.begin() as conn:
+        for table in ("api_idempotency", "api_access_log", "api_tokens", "api_users"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    now = datetime.now(UTC)
+    add_user(db, "arve", "candidate", now, email="ti@arve.example.org")
+    token = create_token(db, "arve", now)[0]
+    db.dispose()
+    server, base = start_serve(env, "--workers", "2")
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(
+            f"{base}/v1/cases", json={"campaign": "open-now", "data": candidacy()}, headers=auth
+        )
+        cid = r.json()["id"]
+
+        def edit(i: int) -> int:
+            data = candidacy(territory_name=f"Nom {i}")
+            return httpx.put(f"{base}/v1/cases/{cid}/data", json=data, headers=auth).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(edit, range(12)))
+        assert set(statuses) <= {200, 409}, statuses
+        case = httpx.get(f"{base}/v1/cases/{cid}", headers=auth).json()
+        assert case["version"] == 1 + statuses.count(200)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ti_workflow.bootstrap import open_engine
 from ti_workflow.cli.common import DbOpt, JsonOpt, command, console, emit, settings
 from ti_workflow.clock import parse_instant
 from ti_workflow.errors import FieldError, InvalidData
@@ -56,12 +57,14 @@ def serve(
     import uvicorn
 
     s = settings(db)
-    check_schema(make_engine(s.db_url))
     if workers > 1 and s.db_url.startswith("sqlite"):
         raise InvalidData(
             "options",
             [FieldError("--workers", "several workers need PostgreSQL; SQLite takes one writer")],
         )
+    # Store new definition or campaign versions once, here, rather than racing in N workers;
+    # this also refuses at once a database that is unreachable or not initialised.
+    open_engine(s).db.dispose()
     os.environ["TI_WORKFLOW_DB"] = s.db_url
     uvicorn.run(
         "ti_workflow.http.app:create_app_from_env",
