@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -82,3 +83,32 @@ def fuzz(api: Api, who: str) -> None:
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
     assert 200 in statuses and 422 in statuses, statuses  # it reached real behaviour
+
+
+def test_openapi_document_is_complete(api_sqlite: Api) -> None:
+    """Every operation documents its errors as problems; every body has an example."""
+    doc = httpx.get(f"{api_sqlite.url}/v1/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    open_paths = {"/v1/health", "/v1/ready"}
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            errors = {s: r for s, r in op["responses"].items() if s[0] in "45"}
+            assert errors or path == "/v1/health", where
+            for status, response in errors.items():
+                assert list(response["content"]) == ["application/problem+json"], where
+                assert response["description"], (where, status)
+            if path not in open_paths:
+                assert "401" in op["responses"] and op.get("security"), where
+            if "requestBody" in op:
+                content = op["requestBody"]["content"]["application/json"]
+                has_example = "examples" in content or "examples" in content["schema"]
+                ref = content["schema"].get("$ref", "")
+                if ref:
+                    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+                    has_example = has_example or "examples" in schema
+                assert has_example, where
+            if method in ("post", "put"):
+                assert {"412", "422", "413"} <= set(op["responses"]), where
+    problem = doc["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "rules", "errors"} <= set(problem["properties"])

@@ -59,8 +59,29 @@ class CreateCase(_Strict):
     data: CandidacyForm
 
 
+CASE_EXAMPLE: dict[str, Any] = {
+    "id": 1,
+    "workflow": "candidacy",
+    "campaign": "ti-2023-2027",
+    "definition_version": "3d297409753d0220a9fd1ad2521aa44bff2b1c08f3d23f90b210269a3b8664ed",
+    "state": "submitted",
+    "version": 2,
+    "regions": ["84"],
+    "title": "Vallée de l'Arve",
+    "owner": "ti@arve.example.org",
+    "created_at": "2023-07-03T08:00:00+00:00",
+    "updated_at": "2023-07-03T08:05:00+00:00",
+    "events": 2,
+    "head_hash": "5aa74e1b64f27c0dc7ae5e0096534dc765c2b5af98145af7bf862997a43b21cf",
+    "data": CANDIDACY_EXAMPLE,
+    "facts": {"regions": ["84"]},
+}
+
+
 class CaseOut(BaseModel):
     """A case. Its ``version`` is also the response's ``ETag`` (``"3"``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CASE_EXAMPLE]})
 
     id: int
     workflow: str
