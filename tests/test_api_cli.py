@@ -187,8 +187,8 @@ def test_serve_two_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
             data = candidacy(territory_name=f"Nom {i}")
             return httpx.put(f"{base}/v1/cases/{cid}/data", json=data, headers=auth).status_code
 
-        with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(edit, range(12)))
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(edit, range(8)))
         assert set(statuses) <= {200, 409}, statuses
         case = httpx.get(f"{base}/v1/cases/{cid}", headers=auth).json()
         assert case["version"] == 1 + statuses.count(200)
