@@ -1,0 +1,317 @@
+"""api: the HTTP fire path under load, next to the engine's in-process rate.
+
+Starts ``ti-workflow serve`` on 127.0.0.1 (a free port), seeds N candidacies in a
+campaign open today (``serve`` uses the real clock), then 50 concurrent clients each
+take cases from a queue and drive them through 5 fires over HTTP (submit by the
+candidate, start_regional_review and label by the national committee, give_opinion
+by the regional council and the State services of region 84): fires per second and
+p50/p99 latency. The same 5 fires are run in-process through ``Engine.fire`` on an
+identically seeded database, and ``bench/fire_throughput.py``'s own engine loop
+(its function, unchanged) gives the reference in-process rate, all in the same run.
+SQLite (one worker) and PostgreSQL (``--workers`` processes). Bounded in count
+(``--cases``) and time (``--max-seconds`` per load run); loopback only.
+
+Targets (issue 5): HTTP >= 0.3 x in-process rate, p99 < 50 ms at 50 clients on SQLite.
+
+    .venv/bin/python bench/api.py [--cases 300] [--clients 50] [--workers 2] [--no-pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fire_throughput
+
+from ti_workflow.bootstrap import initialise, open_engine
+from ti_workflow.domain.actors import Actor
+from ti_workflow.http import accounts
+from ti_workflow.settings import Settings
+
+PG_ADMIN = os.environ.get(
+    "TI_WORKFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+CAMPAIGN = "bench-open-now"
+EMAIL = "bench@territoires.example.org"
+OPINION = {"opinion": "favourable", "reasons": "Cohérent avec le SRDEII."}
+STEPS = (
+    ("submit", "candidate", None),
+    ("start_regional_review", "committee", None),
+    ("give_opinion", "council", OPINION),
+    ("give_opinion", "state", OPINION),
+    ("label", "committee", None),
+)
+ACTORS = {
+    "candidate": Actor("candidate", email=EMAIL),
+    "committee": Actor("national_committee"),
+    "council": Actor("regional_council", region="84"),
+    "state": Actor("state_services", region="84"),
+}
+USERS = {
+    "candidate": ("candidate", None, EMAIL),
+    "committee": ("national_committee", None, None),
+    "council": ("regional_council", "84", None),
+    "state": ("state_services", "84", None),
+}
+
+
+def workflows_with_open_campaign(workdir: Path) -> Path:
+    target = workdir / "workflows"
+    shutil.copytree(Settings().workflows_dir, target)
+    today = date.today()
+    (target / "campaigns" / f"{CAMPAIGN}.yaml").write_text(
+        f"campaign: {CAMPAIGN}\nname: Bench campaign open today\ntimezone: Europe/Paris\n"
+        f"window: {{opens_on: {today - timedelta(days=1)}, "
+        f"closes_on: {today + timedelta(days=30)}}}\n"
+    )
+    return target
+
+
+def seed(url: str, cases: int) -> list[int]:
+    engine = open_engine(Settings.from_env(db_url=url))
+    who = ACTORS["candidate"]
+    ids = [
+        engine.create_case(
+            "candidacy", CAMPAIGN, {**fire_throughput.candidacy(i), "contact_email": EMAIL}, who
+        ).id
+        for i in range(cases)
+    ]
+    engine.db.dispose()
+    return ids
+
+
+def tokens(url: str) -> dict[str, str]:
+    engine = open_engine(Settings.from_env(db_url=url))
+    now = datetime.now(UTC)
+    out = {}
+    for name, (role, region, email) in USERS.items():
+        login = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        accounts.add_user(engine.db, login, role, now, region, email)
+        out[name] = accounts.create_token(engine.db, login, now)[0]
+    engine.db.dispose()
+    return out
+
+
+def in_process(url: str, ids: list[int]) -> tuple[float, int]:
+    """The same fires through Engine.fire, one after the other (the engine's own rate)."""
+    engine = open_engine(Settings.from_env(db_url=url))
+    fires = 0
+    t0 = time.perf_counter()
+    for trigger, who, payload in STEPS:
+        for cid in ids:
+            engine.fire(cid, trigger, ACTORS[who], payload)
+            fires += 1
+    elapsed = time.perf_counter() - t0
+    engine.db.dispose()
+    return fires / elapsed, fires
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "TI_WORKFLOW_DB": url}
+    cmd = [
+        sys.executable,
+        "-m",
+        "ti_workflow.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    log = open(os.environ.get("BENCH_API_SERVER_LOG", os.devnull), "ab")  # noqa: SIM115
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/v1/ready", timeout=2).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("serve did not become ready")
+
+
+async def load(
+    base: str, toks: dict[str, str], ids: list[int], clients: int, max_s: float
+) -> dict[str, Any]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for cid in ids:
+        queue.put_nowait(cid)
+    latencies: list[float] = []
+    errors: dict[int | str, int] = {}
+    headers = {who: {"Authorization": f"Bearer {t}"} for who, t in toks.items()}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    deadline = time.perf_counter() + max_s
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        # One warm-up request per worker connection, not timed.
+        await asyncio.gather(*(client.get("/v1/health") for _ in range(clients)))
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                try:
+                    cid = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                for trigger, who, payload in STEPS:
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post(
+                            f"/v1/cases/{cid}/triggers/{trigger}",
+                            json=payload,
+                            headers=headers[who],
+                        )
+                    except httpx.TransportError as exc:
+                        name = type(exc).__name__
+                        errors[name] = errors.get(name, 0) + 1
+                        break
+                    latencies.append(time.perf_counter() - t0)
+                    if r.status_code != 200:
+                        errors[r.status_code] = errors.get(r.status_code, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "fires": len(latencies),
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "errors": errors,
+    }
+
+
+def run_backend(
+    name: str, url: str, cases: int, clients: int, workers: int, max_s: float
+) -> dict[str, Any]:
+    http_ids = seed(url, cases)
+    local_ids = seed(url, cases)
+    toks = tokens(url)
+    rate_local, _ = in_process(url, local_ids)
+    server, base = start_server(url, workers)
+    try:
+        result = asyncio.run(load(base, toks, http_ids, clients, max_s))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result.update(backend=name, workers=workers, in_process=rate_local)
+    return result
+
+
+def reference_rate(workdir: Path, cases: int) -> float:
+    """bench/fire_throughput.py's engine loop, on its own seeded database (2023 clock)."""
+    template, ids = fire_throughput.seed(workdir / "ref", cases)
+    path = fire_throughput.copy_db(template, workdir / "ref" / "run.db")
+    elapsed, fires, _ = fire_throughput.run_engine(path, ids)
+    return fires / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=300, help="cases per load run (5 fires each)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent HTTP clients")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound per load run")
+    parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    (workdir / "ref").mkdir()
+    os.environ["TI_WORKFLOW_WORKFLOWS_DIR"] = str(workflows_with_open_campaign(workdir))
+    print("api: HTTP fire path (ti-workflow serve) vs in-process Engine.fire")
+    print(f"date     {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
+    print(
+        f"python   {platform.python_version()}  machine {platform.machine()}  cpus {os.cpu_count()}"
+    )
+    print(
+        f"load     {args.clients} concurrent clients, "
+        f"{args.cases} cases x {len(STEPS)} fires, loopback"
+    )
+    results = []
+    try:
+        reference = reference_rate(workdir, args.cases)
+        print(f"fire_throughput.run_engine (in-process, SQLite): {reference:,.0f} fires/s")
+        if not args.no_sqlite:
+            sqlite_url = f"sqlite:///{workdir / 'api.db'}"
+            initialise(Settings.from_env(db_url=sqlite_url))
+            results.append(
+                run_backend("sqlite", sqlite_url, args.cases, args.clients, 1, args.max_seconds)
+            )
+        if not args.no_pg:
+            name = f"ti_bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            pg_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+            try:
+                initialise(Settings.from_env(db_url=pg_url))
+                results.append(
+                    run_backend(
+                        "postgresql",
+                        pg_url,
+                        args.cases,
+                        args.clients,
+                        args.workers,
+                        args.max_seconds,
+                    )
+                )
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"\n{'backend':<11}{'workers':>8}{'fires':>7}{'HTTP/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'in-proc/s':>11}{'ratio':>7}{'ratio ft':>9}  errors"
+    )
+    for r in results:
+        print(
+            f"{r['backend']:<11}{r['workers']:>8}{r['fires']:>7}{r['rate']:>9.0f}{r['p50_ms']:>8.1f}"
+            f"{r['p99_ms']:>8.1f}{r['in_process']:>11.0f}{r['rate'] / r['in_process']:>7.2f}"
+            f"{r['rate'] / reference:>9.2f}  {r['errors'] or '-'}"
+        )
+    sqlite = results[0]
+    if sqlite["backend"] != "sqlite":
+        return 0
+    print(
+        f"\ntarget SQLite: ratio >= 0.3 -> {sqlite['rate'] / sqlite['in_process']:.2f} "
+        f"({'met' if sqlite['rate'] / sqlite['in_process'] >= 0.3 else 'NOT met'}); "
+        f"p99 < 50 ms -> {sqlite['p99_ms']:.1f} ms "
+        f"({'met' if sqlite['p99_ms'] < 50 else 'NOT met'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
