@@ -21,6 +21,7 @@ from ti_workflow.engine import Engine
 from ti_workflow.storage.repository import load_events
 
 BRITTANY = "200027027"  # CC Arc Sud Bretagne (53): makes an inter-regional case (FAQ 2.5)
+LAMASTRE = "200016905"  # CC du Pays de Lamastre (84): no groupement is in two territories
 CLOSING = "2023-09-22T23:59:59.999999"  # last instant of the window, Europe/Paris (FAQ 1.2)
 INSTANTS = ("2023-07-01T12:00:00", CLOSING, "2023-10-15T00:00:00", "2023-12-01T00:00:00")
 
@@ -58,7 +59,7 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> Campaign:
     run = Campaign(engine)
     clock.set(paris("2023-06-26T10:00:00"))
     for n, name in enumerate(("labelled", "rejected", "draft", "withdrawn", "interregional")):
-        members = [ARA_1, BRITTANY] if name == "interregional" else [ARA_1, ARA_2]
+        members = [LAMASTRE, BRITTANY] if name == "interregional" else [ARA_1, ARA_2]
         data = candidacy(
             territory_name=f"Territoire {name}",
             contact_email=f"ti{n}@example.org",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from audit_scenario import Campaign, rewrite_chain, run_campaign
 from conftest import EngineFactory, paris
@@ -198,19 +198,33 @@ def test_outbox_messages_must_belong_to_an_event(
 ) -> None:
     engine = make_engine(sqlite_url)
     run = run_campaign(engine, clock)
-    with engine.db.begin() as conn:  # the notifications issue's table, reduced to its links
+    from ti_workflow.mail.tables import OutboxRow
+
+    outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+    with engine.db.begin() as conn:  # a message forged into the real outbox: no event #99
+        linked = conn.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.case_id == run.ids["labelled"])
+        ).scalar_one()
+        assert linked > 0, "the campaign queued messages for its events"
         conn.execute(
-            text(
-                "create table outbox (id integer primary key, case_id integer, "
-                "event_seq integer, subject text)"
-            )
-        )
-        conn.execute(
-            text(
-                "insert into outbox (case_id, event_seq, subject) values "
-                "(:c, 2, 'Candidature déposée'), (:c, 99, 'Forged')"
-            ),
-            {"c": run.ids["labelled"]},
+            outbox.insert(),
+            {
+                "message_id": "<forged@example.org>",
+                "dedupe_key": "forged",
+                "notification": "labelled",
+                "case_id": run.ids["labelled"],
+                "event_seq": 99,
+                "recipients": [],
+                "remaining": [],
+                "rejected": {},
+                "subject": "Forged",
+                "body_text": "x",
+                "body_html": "x",
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": clock.now(),
+                "created_at": clock.now(),
+            },
         )
     report = verify(engine)
     assert [(f.case_id, f.seq, f.code) for f in report.findings] == [

@@ -55,9 +55,7 @@ def with_on_hold(tmp_path: Path) -> Path:
     path = d / "candidacy.yaml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("  lapsed:", ON_HOLD_STATE + "  lapsed:", 1)
-    text = text.replace(
-        "\n# Filled by the scheduler", ON_HOLD_TRANSITIONS + "\n# Filled by the scheduler", 1
-    )
+    text = text.replace("\ntimers:", ON_HOLD_TRANSITIONS + "\ntimers:", 1)
     path.write_text(text, encoding="utf-8")
     return d
 
@@ -65,10 +63,10 @@ def with_on_hold(tmp_path: Path) -> Path:
 def without_draft(tmp_path: Path) -> Path:
     """Version 3: the draft state is renamed, so a draft case has nowhere to go."""
     d = workflows_copy(tmp_path, "v3")
-    path = d / "candidacy.yaml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace("draft", "brouillon"), encoding="utf-8"
-    )
+    for path in (d / "candidacy.yaml", d / "campaigns" / "ti-2023-2027.yaml"):
+        path.write_text(
+            path.read_text(encoding="utf-8").replace("draft", "brouillon"), encoding="utf-8"
+        )
     return d
 
 

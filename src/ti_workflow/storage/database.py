@@ -111,7 +111,7 @@ def upgrade(engine: Engine) -> None:
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.upgrade(config, "heads")
+            command.upgrade(config, "head")
     except OperationalError as exc:
         raise DatabaseUnavailable(f"cannot reach the database {engine.url!r}: {exc.orig}") from None
 
