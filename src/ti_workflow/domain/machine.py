@@ -38,9 +38,23 @@ class CompiledMachine:
             ignore_invalid_triggers=False,
             send_event=False,
         )
+        self._steps: dict[tuple[str, str], str] = {}
 
     def step(self, state: str, trigger: str) -> str:
-        """The state reached by firing ``trigger`` from ``state`` (guards already checked)."""
+        """The state reached by firing ``trigger`` from ``state`` (guards already checked).
+
+        The machine has no conditions or callbacks, so a step is a pure function of
+        (state, trigger): it runs once on the shared machine, then is remembered (attaching
+        a model costs more than the rest of the step, and leaves cyclic garbage behind).
+        """
+        known = self._steps.get((state, trigger))
+        if known is not None:
+            return known
+        dest = self._run(state, trigger)
+        self._steps[(state, trigger)] = dest
+        return dest
+
+    def _run(self, state: str, trigger: str) -> str:
         case = _Case()
         self._machine.add_model(case, initial=state)
         try:

@@ -6,6 +6,7 @@ SQLModel tables: the fire path stays close to the database's own speed.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ti_workflow.domain.events import Event
 from ti_workflow.errors import Conflict, NotFound
+from ti_workflow.storage import sqlite_fast
 from ti_workflow.storage.tables import CaseRegionRow, CaseRow, EventRow
 
 cases = CaseRow.__table__  # type: ignore[attr-defined]
@@ -98,10 +100,20 @@ _INSERT_EVENT = insert(events)
 
 
 def load_case(conn: Connection, case_id: int) -> StoredCase:
+    if conn.dialect.name == "sqlite":
+        found = sqlite_fast.select_case(_driver(conn), case_id)
+        if found is None:
+            raise NotFound("case", case_id)
+        return StoredCase(**found)
     row = conn.execute(_SELECT_CASE, {"case_id": case_id}).first()
     if row is None:
         raise NotFound("case", case_id)
     return StoredCase.from_row(row)
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn``, inside the transaction SQLAlchemy began."""
+    return conn.connection.driver_connection
 
 
 def _event_params(e: Event) -> dict[str, Any]:
@@ -175,6 +187,17 @@ def append(
     """
     last = new_events[-1]
     new_version = case.version + 1
+    if data is None and regions is None and conn.dialect.name == "sqlite":
+        try:
+            moved = not sqlite_fast.advance(
+                _driver(conn), case.id, case.version, state, facts, new_events
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(case.id, case.version, None) from None
+        if moved:
+            actual = conn.execute(select(cases.c.version).where(cases.c.id == case.id)).scalar()
+            raise Conflict(case.id, case.version, actual)
+        return new_version
     common = {
         "case_id": case.id,
         "expected": case.version,
