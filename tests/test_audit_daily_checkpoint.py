@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import paris
 from sqlalchemy import func, select
 
+from conftest import paris
 from ti_workflow.audit.tables import CheckpointRow
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
