@@ -28,7 +28,7 @@ from ti_workflow.http import idempotency
 from ti_workflow.http.context import log, record_refusal
 from ti_workflow.http.limits import DEFAULT_LIMIT, BodyLimit, Scope
 from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
-from ti_workflow.http.routes import campaigns, cases, system
+from ti_workflow.http.routes import audit, campaigns, cases, system
 from ti_workflow.http.validation import describe_validation
 
 API_VERSION = "1.0.0"
@@ -76,9 +76,8 @@ def create_app(
     app.state.auth_clock = auth_clock or SystemClock()
     if idempotency.hook not in engine.hooks:
         engine.hooks.append(idempotency.hook)
-    for module in (cases, campaigns, system):
+    for module in (cases, campaigns, system, audit):
         app.include_router(module.router)
-    # Routers of the audit (state-at, verify) and notifications areas go here, under /v1.
     _install_handlers(app, engine)
 
     async def on_refusal(scope: Scope, status: int, slug: str) -> None:
