@@ -10,6 +10,7 @@ import pytest
 from conftest import CANDIDATE, candidacy, paris
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
+from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
 from ti_workflow.mail.outbox import list_messages
@@ -28,9 +29,18 @@ def templates(tmp_path: Path) -> Path:
 
 def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str) -> None:
     engine = open_engine(Settings(db_url=sqlite_url), CLOCK)  # raises if any is wrong
+    declared = {
+        spec.name
+        for version in engine.catalog.current.values()
+        for spec in workflow_specs(engine.catalog.definition(version))[1]
+    }
     engine.db.dispose()
-    names = {p.name.split(".")[0] for p in Settings().notifications_dir.glob("*.subject.txt")}
-    assert len(names) == 14
+    folder = Settings().notifications_dir
+    for part in ("subject.txt", "txt", "html"):
+        names = {p.name.removesuffix(f".{part}") for p in folder.glob(f"*.{part}")}
+        names.discard("_layout")
+        assert {n for n in names if "." not in n} == declared, part
+    assert len(declared) == 19  # 14 for candidacies, 5 shared by the amendment workflows
 
 
 def test_a_template_using_a_variable_its_notification_does_not_give_fails_at_load(
