@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,8 +38,6 @@ def cli_env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
         f"window: {{opens_on: {today - timedelta(days=1)}, "
         f"closes_on: {today + timedelta(days=30)}}}\n"
     )
-    import os
-
     return {**os.environ, "TI_WORKFLOW_DB": sqlite_url, "TI_WORKFLOW_WORKFLOWS_DIR": str(workflows)}
 
 
@@ -227,16 +226,12 @@ def test_malformed_file_names_the_field_and_changes_nothing(
 
 
 def test_uninitialised_database_is_a_clear_error(tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "TI_WORKFLOW_DB": f"sqlite:///{tmp_path}/empty.db"}
     result = run("case", "list", env=env)
     assert result.returncode == 1 and "run `ti-workflow init` first" in result.stderr
 
 
 def test_init_is_idempotent_and_upgrades(tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "TI_WORKFLOW_DB": f"sqlite:///{tmp_path}/ti.db"}
     first = as_json(run("init", "--json", env=env))
     assert first["reference_rows"]["groupements"] == 1266 and first["new_definitions"]

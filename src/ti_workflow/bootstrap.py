@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -10,6 +11,8 @@ from ti_workflow.audit.install import install as install_audit
 from ti_workflow.clock import Clock, SystemClock
 from ti_workflow.definitions.campaigns import load_campaign
 from ti_workflow.definitions.loader import load_definitions
+from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.definition import Definition
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.scheduling.install import install as install_scheduling
@@ -35,23 +38,34 @@ def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
         upgrade(db)
         with db.begin() as conn:
             counts = load_reference_data(conn)
-        new, current, campaigns = _sync(db, settings, clock or SystemClock())
-        return InitReport(counts, current, new, campaigns)
+        synced = _sync(db, settings, clock or SystemClock())
+        return InitReport(counts, synced.current, synced.new, tuple(c.id for c in synced.campaigns))
     finally:
         db.dispose()
 
 
-def _sync(
-    db: SqlEngine, settings: Settings, clock: Clock
-) -> tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]:
+@dataclass(frozen=True)
+class _Files:
+    """The workflow and campaign files as read (and stored) at start-up."""
+
+    definitions: tuple[Definition, ...]
+    campaigns: tuple[Campaign, ...]
+    new: tuple[str, ...]
+
+    @property
+    def current(self) -> dict[str, str]:
+        return {d.name: d.version for d in self.definitions}
+
+
+def _sync(db: SqlEngine, settings: Settings, clock: Clock) -> _Files:
+    """Read and check every file, store new definition versions and campaign changes."""
     files = settings.workflow_files()
     if not files:
         raise InvalidDefinition([f"{settings.workflows_dir}: no workflow file (*.yaml) found"])
     definitions = load_definitions(files)
-    campaign_files = settings.campaign_files()
     errors: list[str] = []
     campaigns = []
-    for path in campaign_files:
+    for path in settings.campaign_files():
         try:
             campaigns.append((load_campaign(path), path.read_text(encoding="utf-8")))
         except InvalidDefinition as exc:
@@ -62,16 +76,12 @@ def _sync(
     new = []
     with db.begin() as conn:
         for d in definitions:
-            text = (settings.workflows_dir / _name(d.source)).read_text(encoding="utf-8")
+            text = Path(d.source).read_text(encoding="utf-8")
             if stored.store_definition(conn, d, text, now):
                 new.append(f"{d.name}@{d.short_version}")
         for campaign, text in campaigns:
             stored.store_campaign(conn, campaign, text, now)
-    return tuple(new), {d.name: d.version for d in definitions}, tuple(c.id for c, _ in campaigns)
-
-
-def _name(source: str) -> str:
-    return source.replace("\\", "/").rsplit("/", 1)[-1]
+    return _Files(tuple(definitions), tuple(c for c, _ in campaigns), tuple(new))
 
 
 def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
@@ -79,12 +89,13 @@ def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
     clock = clock or SystemClock()
     db = make_engine(settings.db_url)
     check_schema(db)
-    _, current, _ = _sync(db, settings, clock)
+    synced = _sync(db, settings, clock)
     with db.connect() as conn:
-        definitions = {d.version: d for d in stored.stored_definitions(conn)}
+        known = {d.version: d for d in synced.definitions}
+        definitions = {**stored.past_definitions(conn, set(known)), **known}
         campaigns = {c.id: c for c in stored.stored_campaigns(conn)}
         reference = load_referential(conn)
-    catalog = Catalog(definitions, current, campaigns, reference)
+    catalog = Catalog(definitions, synced.current, campaigns, reference)
     engine = Engine(db, catalog, clock)
     for install in (install_audit, install_scheduling, install_territories):
         install(engine, settings)

@@ -27,14 +27,12 @@ FORMS[af.PERIMETER_AMENDMENT] = Form(
     parse=af.parse_perimeter_amendment,
     regions=af.amendment_regions,
     title=lambda data: af.amendment_title(af.PERIMETER_AMENDMENT, data),
-    owner_email=lambda data: data.get("contact_email"),
 )
 FORMS[af.GOVERNANCE_AMENDMENT] = Form(
     name=af.GOVERNANCE_AMENDMENT,
     parse=af.parse_governance_amendment,
     regions=af.amendment_regions,
     title=lambda data: af.amendment_title(af.GOVERNANCE_AMENDMENT, data),
-    owner_email=lambda data: data.get("contact_email"),
 )
 
 

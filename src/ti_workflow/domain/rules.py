@@ -364,7 +364,6 @@ class Form:
     parse: Callable[[Any], dict[str, Any]]
     regions: Callable[[Mapping[str, Any], Referential], tuple[str, ...]]
     title: Callable[[Mapping[str, Any]], str]
-    owner_email: Callable[[Mapping[str, Any]], str | None]
 
 
 FORMS: dict[str, Form] = {
@@ -375,6 +374,5 @@ FORMS: dict[str, Form] = {
             (data.get("perimeter") or {}).get("members") or []
         ),
         title=lambda data: str(data.get("territory_name", "")),
-        owner_email=lambda data: data.get("contact_email"),
     ),
 }

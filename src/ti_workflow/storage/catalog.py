@@ -57,11 +57,17 @@ def store_campaign(conn: Connection, campaign: Campaign, text: str, at: datetime
         conn.execute(update(campaigns_t).where(campaigns_t.c.id == campaign.id).values(**values))
 
 
-def stored_definitions(conn: Connection) -> list[Definition]:
-    out = []
-    for row in conn.execute(select(definitions_t)).all():
-        out.append(parse_definition(parse_yaml_text(row.text), f"{row.source}@{row.version[:12]}"))
-    return out
+def past_definitions(conn: Connection, skip: set[str]) -> dict[str, Definition]:
+    """Every stored version but those in ``skip`` (the current files, already parsed)."""
+    rows = conn.execute(
+        select(definitions_t.c.version, definitions_t.c.source, definitions_t.c.text).where(
+            definitions_t.c.version.not_in(skip)
+        )
+    ).all()
+    return {
+        row.version: parse_definition(parse_yaml_text(row.text), f"{row.source}@{row.version[:12]}")
+        for row in rows
+    }
 
 
 def stored_campaigns(conn: Connection) -> list[Campaign]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ti_workflow.domain.events import Event
@@ -265,7 +265,7 @@ def list_cases(
             )
     if f.text:
         pattern = f"%{f.text.lower()}%"
-        query = query.where(or_(func.lower(cases.c.title).like(pattern)))
+        query = query.where(func.lower(cases.c.title).like(pattern))
     total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
     rows = conn.execute(query.order_by(cases.c.id).limit(limit).offset(offset)).all()
     return [StoredCase.from_row(r) for r in rows], total
