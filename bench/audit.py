@@ -136,7 +136,10 @@ def story(engine: Engine, clock: SimulatedClock, n: int, pool: dict[str, list[st
     def edit() -> None:
         nonlocal count, data
         at(between(rng, clock.now(), min(clock.now() + timedelta(days=5), CLOSES)))
-        data = {**data, "action_plan": [*data["action_plan"], {"title": "Ajout", "priority": "land"}]}
+        data = {
+            **data,
+            "action_plan": [*data["action_plan"], {"title": "Ajout", "priority": "land"}],
+        }
         engine.update_data(case_id, data, owner)
         count += 1
 
@@ -231,7 +234,9 @@ def prefix(src: Path, dst: Path, events: int = 0, cases: int = 0) -> tuple[int, 
                 "SELECT case_id FROM events ORDER BY case_id, seq LIMIT 1 OFFSET ?", (events - 1,)
             ).fetchone()
         else:
-            (last,) = con.execute("SELECT id FROM cases ORDER BY id LIMIT 1 OFFSET ?", (cases - 1,)).fetchone()
+            (last,) = con.execute(
+                "SELECT id FROM cases ORDER BY id LIMIT 1 OFFSET ?", (cases - 1,)
+            ).fetchone()
         for table in ("events", "case_regions"):
             con.execute(f"DELETE FROM {table} WHERE case_id > ?", (last,))
         con.execute("DELETE FROM cases WHERE id > ?", (last,))
@@ -261,7 +266,9 @@ def measure(path: Path, what: str) -> dict[str, float]:
     elif what == "states":
         n = len(states_at(engine, SNAPSHOT_AT, "national_review"))
     else:
-        n = sum(1 for c in snapshot(engine, SNAPSHOT_AT) if c.case and c.case.state == "national_review")
+        n = sum(
+            1 for c in snapshot(engine, SNAPSHOT_AT) if c.case and c.case.state == "national_review"
+        )
     elapsed = time.perf_counter() - start
     cpu = _cpu() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -276,7 +283,10 @@ def measure(path: Path, what: str) -> dict[str, float]:
 
 def _cpu() -> float:
     """CPU seconds of this process and of the worker processes it waited for."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 

@@ -1,11 +1,16 @@
 """The hot path of verify and snapshot: events straight off the driver, hashed cheaply.
 
-Going through SQLAlchemy's result processing and ``json.dumps(sort_keys=True)`` of the
-whole event body costs most of a verification. Here, on SQLite, rows come from the
-DBAPI cursor as plain tuples, JSON columns are parsed once, and the canonical body is
-assembled field by field in sorted-key order (only ``payload`` and ``annotations`` go
-through ``json.dumps``). ``canonical_body`` is tested equal to
-``canonical_json(Event.body())`` byte for byte.
+An event's hash is ``sha256(prev_hash + canonical_json(body))``. On SQLite the engine
+stores ``payload`` and ``annotations`` as their canonical JSON, the very text the hash
+covers (``storage/sqlite_fast.py``), so the canonical body is assembled around the
+stored text, in sorted-key order, without parsing or re-encoding it: one string and one
+SHA-256 per event. Rows whose stored text is not canonical (written by ``json.dumps``
+before that, by PostgreSQL, or edited by hand) fail that first hash; their JSON is then
+parsed and re-encoded canonically, and that hash decides, exactly as before. A stored
+hash that matches its stored text proves that this text is what was hashed: only a
+forger recomputing hashes could make the two disagree, which is what checkpoints catch.
+
+``canonical_body`` is tested equal to ``canonical_json(Event.body())`` byte for byte.
 """
 
 from __future__ import annotations
@@ -29,48 +34,103 @@ _COLUMNS = (
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 _sha256 = hashlib.sha256
+BATCH = 5_000
 
 
-def _obj(value: Any) -> str:
-    return "{}" if not value else _dumps(value)
+class _Strings(dict[str | None, str]):
+    """JSON spelling of the short strings that repeat (triggers, roles, states, versions);
+    bounded: emptied when full."""
+
+    def __missing__(self, key: str | None) -> str:
+        if len(self) >= 4_096:
+            self.clear()
+        value = self[key] = "null" if key is None else encode_basestring(key)
+        return value
 
 
-class _Canonical:
-    """Canonical JSON of a stored JSON text, remembered for the texts that repeat
-    (``{}``, ``{"regions": ["84"]}``...); a bounded cache, emptied when full."""
+class _Json(dict[str, Any]):
+    """Parsed JSON of the short texts that repeat (``{}``, annotations such as
+    ``{"body":"state_services","region":"84"}``); longer texts are parsed each time.
+    Bounded: emptied when full. The values are shared: readers never mutate them."""
 
-    def __init__(self, size: int = 4_096) -> None:
-        self.size = size
-        self.memo: dict[str, tuple[Any, str]] = {"{}": ({}, "{}")}
+    def __init__(self) -> None:
+        super().__init__({"{}": {}})
 
-    def __call__(self, text: str) -> tuple[Any, str]:
-        hit = self.memo.get(text)
-        if hit is not None:
-            return hit
+    def __missing__(self, text: str) -> Any:
         value = _loads(text)
-        if len(self.memo) >= self.size:
-            self.memo = {"{}": ({}, "{}")}
-        result = self.memo[text] = (value, _dumps(value))
-        return result
+        if len(text) <= 96:
+            if len(self) >= 4_096:
+                self.clear()
+            self[text] = value
+        return value
 
 
 def _str(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
+def _obj(value: Any) -> str:
+    return "{}" if not value else _dumps(value)
+
+
 def canonical_body(e: Event, at: str, payload: str | None = None, notes: str | None = None) -> str:
     payload = _obj(e.payload) if payload is None else payload
     notes = _obj(e.annotations) if notes is None else notes
+    return _body(
+        e.case_id,
+        e.seq,
+        _str(e.trigger),
+        _str(e.source),
+        _str(e.dest),
+        _str(e.actor),
+        _str(e.role),
+        at,
+        payload,
+        notes,
+        _str(e.definition_version),
+    )
+
+
+def _body(
+    case_id: int,
+    seq: int,
+    trigger: str,
+    source: str,
+    dest: str,
+    actor: str,
+    role: str,
+    at: str,
+    payload: str,
+    notes: str,
+    version: str,
+) -> str:
+    """The canonical body from JSON-encoded strings and the payload/annotations texts."""
     return (
-        f'{{"actor":{_str(e.actor)},"annotations":{notes},"at":"{at}",'
-        f'"case_id":{e.case_id},"definition_version":{_str(e.definition_version)},'
-        f'"dest":{_str(e.dest)},"payload":{payload},"role":{_str(e.role)},'
-        f'"seq":{e.seq},"source":{_str(e.source)},"trigger":{_str(e.trigger)}}}'
+        f'{{"actor":{actor},"annotations":{notes},"at":"{at}","case_id":{case_id},'
+        f'"definition_version":{version},"dest":{dest},"payload":{payload},"role":{role},'
+        f'"seq":{seq},"source":{source},"trigger":{trigger}}}'
     )
 
 
 def content_hash(e: Event, at: str, payload: str | None = None, notes: str | None = None) -> str:
     return _sha256((e.prev_hash + canonical_body(e, at, payload, notes)).encode()).hexdigest()
+
+
+def row_hash(row: tuple[Any, ...], iso: str, strings: _Strings) -> str:
+    """The content hash of a raw ``_COLUMNS`` row: over its stored JSON texts if they are
+    the canonical ones the hash covers, else over their canonical re-encoding."""
+    cid, seq, trig, src, dest, actor, role, _, pay, ann, dv, prev, stored = row
+    head = (strings[trig], strings[src], strings[dest], encode_basestring(actor), strings[role])
+    version = strings[dv]
+    digest = _sha256((prev + _body(cid, seq, *head, iso, pay, ann, version)).encode()).hexdigest()
+    if digest == stored:
+        return digest
+    pay_text, ann_text = _obj(_loads(pay)), _obj(_loads(ann))
+    if pay_text == pay and ann_text == ann:
+        return digest  # canonical already: the content does not match its hash
+    return _sha256(
+        (prev + _body(cid, seq, *head, iso, pay_text, ann_text, version)).encode()
+    ).hexdigest()
 
 
 def _event(fields: dict[str, Any]) -> Event:
@@ -89,62 +149,105 @@ def sqlite_iso(text: str) -> str:
     return iso_utc(datetime.fromisoformat(text))
 
 
+def sqlite_instant(instant: datetime) -> str:
+    """An instant in SQLAlchemy's SQLite DATETIME spelling (UTC), for comparisons in SQL."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 HashedEvent = tuple[Event, str]
 """An event and the hash of its content (compare with ``event.hash``)."""
+
+
+def sqlite_rows(
+    conn: Connection,
+    columns: str = _COLUMNS,
+    case_id: int | None = None,
+    first: int | None = None,
+    last: int | None = None,
+    until: datetime | None = None,
+    batch: int = BATCH,
+) -> Iterator[tuple[Any, ...]]:
+    """Raw ``events`` rows in ``(case_id, seq)`` order, from the driver's cursor: one case,
+    or the cases ``first <= case_id <= last``, or all; only those at or before ``until``."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("case_id = ?", case_id),
+        ("case_id >= ?", first),
+        ("case_id <= ?", last),
+        ("at <= ?", sqlite_instant(until) if until is not None else None),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = f"SELECT {columns} FROM events"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY case_id, seq"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def hashed_events(
     conn: Connection,
     case_id: int | None = None,
     until: datetime | None = None,
-    batch: int = 5_000,
     hashed: bool = True,
+    first: int | None = None,
+    last: int | None = None,
 ) -> Iterator[HashedEvent]:
     """Every event in ``(case_id, seq)`` order with its recomputed content hash
     (``""`` when ``hashed`` is false: replaying for state needs no hash)."""
     if conn.dialect.name != "sqlite":
-        for e in stream_events(conn, case_id, until=until):
+        for e in stream_events(conn, case_id, until=until, first=first, last=last):
             yield e, content_hash(e, iso_utc(e.at)) if hashed else ""
         return
-    where: list[str] = []
-    params: list[Any] = []
-    if case_id is not None:
-        where.append("case_id = ?")
-        params.append(case_id)
-    if until is not None:
-        where.append("at <= ?")
-        params.append(until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
-    sql = f"SELECT {_COLUMNS} FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY case_id, seq"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    canon = _Canonical()
+    strings, parsed = _Strings(), _Json()
     fromiso = datetime.fromisoformat
-    try:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(batch):
-            for cid, seq, trig, src, dest, actor, role, at, pay, ann, dv, prev, h in rows:
-                iso = sqlite_iso(at)
-                payload, pay_text = canon(pay)
-                notes, notes_text = canon(ann)
-                e = _event(
-                    {
-                        "case_id": cid,
-                        "seq": seq,
-                        "trigger": trig,
-                        "source": src,
-                        "dest": dest,
-                        "actor": actor,
-                        "role": role,
-                        "at": fromiso(iso),
-                        "payload": payload,
-                        "annotations": notes,
-                        "definition_version": dv,
-                        "prev_hash": prev,
-                        "hash": h,
-                    }
-                )
-                yield e, content_hash(e, iso, pay_text, notes_text) if hashed else ""
-    finally:
-        cursor.close()
+    event = _event
+    for row in sqlite_rows(conn, case_id=case_id, first=first, last=last, until=until):
+        cid, seq, trig, src, dest, actor, role, at, pay, ann, dv, prev, h = row
+        iso = sqlite_iso(at)
+        e = event(
+            {
+                "case_id": cid,
+                "seq": seq,
+                "trigger": trig,
+                "source": src,
+                "dest": dest,
+                "actor": actor,
+                "role": role,
+                "at": fromiso(iso),
+                "payload": parsed[pay],
+                "annotations": parsed[ann],
+                "definition_version": dv,
+                "prev_hash": prev,
+                "hash": h,
+            }
+        )
+        yield e, row_hash(row, iso, strings) if hashed else ""
+
+
+ChainLink = tuple[int, int, str, str, str]
+"""``(case_id, seq, prev_hash, hash, recomputed hash)``: what a chain check needs."""
+
+
+def chain_links(
+    conn: Connection,
+    case_id: int | None = None,
+    first: int | None = None,
+    last: int | None = None,
+) -> Iterator[ChainLink]:
+    """The quick verification's stream: no JSON parsed, no event built (on SQLite)."""
+    if conn.dialect.name != "sqlite":
+        for e, digest in hashed_events(conn, case_id, first=first, last=last):
+            yield e.case_id, e.seq, e.prev_hash, e.hash, digest
+        return
+    strings = _Strings()
+    for row in sqlite_rows(conn, case_id=case_id, first=first, last=last):
+        yield row[0], row[1], row[11], row[12], row_hash(row, sqlite_iso(row[7]), strings)

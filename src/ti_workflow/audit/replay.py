@@ -124,7 +124,9 @@ class Replayer:
         """``content_hash``: the event's recomputed hash when the caller has it already."""
         c = self.case
         if self.check:
-            self.check_chain(e, content_hash or e.compute_hash())
+            self.check_chain(
+                e.case_id, e.seq, e.prev_hash, e.hash, content_hash or e.compute_hash()
+            )
         c.events += 1
         c.last_seq, c.head_hash = e.seq, e.hash
         try:
@@ -150,31 +152,34 @@ class Replayer:
 
     # --- chain ----------------------------------------------------------------------
 
-    def check_chain(self, e: Event, content_hash: str) -> None:
+    def check_chain(
+        self, case_id: int, seq: int, prev_hash: str, stored_hash: str, content_hash: str
+    ) -> None:
+        """One event's place in the chain: its case, its number, its link, its hash."""
         c = self.case
-        if e.case_id != c.case_id:
-            self._fail(e.seq, "wrong_case", f"event belongs to case {e.case_id}")
-        if e.seq != c.last_seq + 1:
-            missing = "missing" if e.seq > c.last_seq + 1 else "duplicated or reordered"
+        if case_id != c.case_id:
+            self._fail(seq, "wrong_case", f"event belongs to case {case_id}")
+        if seq != c.last_seq + 1:
+            missing = "missing" if seq > c.last_seq + 1 else "duplicated or reordered"
             self._fail(
-                e.seq,
+                seq,
                 "sequence_gap",
-                f"expected event #{c.last_seq + 1} after #{c.last_seq}, found #{e.seq} "
+                f"expected event #{c.last_seq + 1} after #{c.last_seq}, found #{seq} "
                 f"(events {missing})",
             )
         expected_prev = c.head_hash if c.last_seq else GENESIS
-        if e.prev_hash != expected_prev:
+        if prev_hash != expected_prev:
             self._fail(
-                e.seq,
+                seq,
                 "chain_broken",
-                f"prev_hash {e.prev_hash[:12]}… does not match the previous event's hash "
+                f"prev_hash {prev_hash[:12]}… does not match the previous event's hash "
                 f"{expected_prev[:12]}… (an event was deleted, inserted or reordered)",
             )
-        if e.hash != content_hash:
+        if stored_hash != content_hash:
             self._fail(
-                e.seq,
+                seq,
                 "hash_mismatch",
-                f"stored hash {e.hash[:12]}… differs from the hash of the event's content "
+                f"stored hash {stored_hash[:12]}… differs from the hash of the event's content "
                 f"{content_hash[:12]}… (the event was edited after it was written)",
             )
 

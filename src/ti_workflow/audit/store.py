@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
 from ti_workflow.domain.events import Event
+from ti_workflow.storage import sqlite_fast
 from ti_workflow.storage.repository import StoredCase, event_from_row
 from ti_workflow.storage.tables import CaseRow, EventRow
 
@@ -21,10 +22,29 @@ events_t = EventRow.__table__  # type: ignore[attr-defined]
 BATCH = 5_000
 
 
-def stream_cases(conn: Connection, case_id: int | None = None) -> Iterator[StoredCase]:
-    query = select(cases_t).order_by(cases_t.c.id)
+def _ids(query: Any, column: Any, case_id: int | None, first: int | None, last: int | None) -> Any:
+    """Restrict ``query`` to one case, or to the cases ``first <= id <= last``."""
     if case_id is not None:
-        query = query.where(cases_t.c.id == case_id)
+        query = query.where(column == case_id)
+    if first is not None:
+        query = query.where(column >= first)
+    if last is not None:
+        query = query.where(column <= last)
+    return query
+
+
+def stream_cases(
+    conn: Connection,
+    case_id: int | None = None,
+    first: int | None = None,
+    last: int | None = None,
+) -> Iterator[StoredCase]:
+    if conn.dialect.name == "sqlite":
+        db = conn.connection.driver_connection
+        for raw in sqlite_fast.case_rows(db, case_id, first, last, BATCH):  # type: ignore[arg-type]
+            yield StoredCase(**sqlite_fast.case_fields(raw))
+        return
+    query = _ids(select(cases_t).order_by(cases_t.c.id), cases_t.c.id, case_id, first, last)
     for row in conn.execution_options(yield_per=BATCH).execute(query):
         yield StoredCase.from_row(row)
 
@@ -38,10 +58,14 @@ class CaseHead(NamedTuple):
     head_hash: str
 
 
-def stream_heads(conn: Connection, case_id: int | None = None) -> Iterator[CaseHead]:
+def stream_heads(
+    conn: Connection,
+    case_id: int | None = None,
+    first: int | None = None,
+    last: int | None = None,
+) -> Iterator[CaseHead]:
     query = select(cases_t.c.id, cases_t.c.campaign_id, cases_t.c.last_seq, cases_t.c.head_hash)
-    if case_id is not None:
-        query = query.where(cases_t.c.id == case_id)
+    query = _ids(query, cases_t.c.id, case_id, first, last)
     for row in conn.execution_options(yield_per=BATCH).execute(query.order_by(cases_t.c.id)):
         yield CaseHead(*row)
 
@@ -51,10 +75,11 @@ def stream_events(
     case_id: int | None = None,
     until: datetime | None = None,
     since: datetime | None = None,
+    first: int | None = None,
+    last: int | None = None,
 ) -> Iterator[Event]:
     query = select(events_t).order_by(events_t.c.case_id, events_t.c.seq)
-    if case_id is not None:
-        query = query.where(events_t.c.case_id == case_id)
+    query = _ids(query, events_t.c.case_id, case_id, first, last)
     if until is not None:
         query = query.where(events_t.c.at <= until)
     if since is not None:

@@ -7,14 +7,18 @@ compared with the stored case row. Memory is one case's history at a time.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
+from multiprocessing.connection import Connection as Connection_
+from multiprocessing.connection import wait
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
-from ti_workflow.audit.fast import HashedEvent, hashed_events
+from ti_workflow.audit.fast import ChainLink, HashedEvent, chain_links, hashed_events
 from ti_workflow.audit.replay import Finding, ReplayedCase, Replayer
 from ti_workflow.audit.store import (
     CaseHead,
@@ -64,9 +68,15 @@ def verify(
     case_id: int | None = None,
     progress: Progress | None = None,
     quick: bool = False,
+    workers: int = 1,
 ) -> VerifyReport:
-    """``quick``: hash chains and case heads only (no replay, no rule re-evaluation)."""
-    report = VerifyReport()
+    """``quick``: hash chains and case heads only (no replay, no rule re-evaluation).
+
+    ``workers`` > 1 verifies that many disjoint ranges of case ids in as many processes
+    (forked: call it from a process without other threads running, as the CLI does); the
+    findings come back in case order, exactly as one process would list them. The outbox
+    check runs once, over the whole log.
+    """
     with read(engine.db) as conn:
         if (
             case_id is not None
@@ -75,16 +85,12 @@ def verify(
             from ti_workflow.errors import NotFound
 
             raise NotFound("case", case_id)
-        groups = _by_case(hashed_events(conn, case_id))
-        rows: Iterator[Any] = (stream_heads if quick else stream_cases)(conn, case_id)
-        check = _quick_case if quick else _verify_case
-        for stored, events in _merge(rows, groups):
-            report.findings.extend(check(engine.catalog, stored, events))
-            if stored is not None:
-                report.cases += 1
-            report.events += len(events)
-            if progress is not None and events:
-                progress(len(events))
+        ranges = split(conn, 1 if case_id is not None else workers)
+    if len(ranges) == 1:
+        report = verify_range(engine, case_id, None, None, quick, progress)
+    else:
+        report = parallel(engine, ranges, quick, progress)
+    with read(engine.db) as conn:
         for message, msg_case, seq in orphan_messages(conn, case_id):
             report.findings.append(
                 Finding(
@@ -95,6 +101,136 @@ def verify(
                 )
             )
     return report
+
+
+def verify_range(
+    engine: Engine,
+    case_id: int | None,
+    first: int | None,
+    last: int | None,
+    quick: bool,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Chains (and, unless ``quick``, replays) of one case or of the ids ``first..last``."""
+    report = VerifyReport()
+    catalog = engine.catalog
+    with read(engine.db) as conn:
+        if quick:
+            links = _by_case(chain_links(conn, case_id, first, last), itemgetter(0))
+            heads = stream_heads(conn, case_id, first, last)
+            pairs: Iterator[tuple[Any, list[Any]]] = _merge(heads, links)
+        else:
+            groups = _by_case(hashed_events(conn, case_id, first=first, last=last), _event_case)
+            pairs = _merge(stream_cases(conn, case_id, first, last), groups)
+        check = _quick_case if quick else _verify_case
+        for stored, events in pairs:
+            found = check(catalog, stored, events)
+            if found:
+                report.findings.extend(found)
+            if stored is not None:
+                report.cases += 1
+            report.events += len(events)
+            if progress is not None and events:
+                progress(len(events))
+    return report
+
+
+def split(conn: Connection, workers: int) -> list[tuple[int | None, int | None]]:
+    """``workers`` ranges of case ids holding about as many events each, covering every id
+    (cases without events included): ``(None, b1 - 1), (b1, b2 - 1), ..., (bn, None)``."""
+    if workers <= 1:
+        return [(None, None)]
+    total = int(conn.execute(select(func.count()).select_from(events_t)).scalar_one())
+    bounds: list[int] = []
+    for k in range(1, workers):
+        row = conn.execute(
+            select(events_t.c.case_id)
+            .order_by(events_t.c.case_id, events_t.c.seq)
+            .limit(1)
+            .offset(total * k // workers)
+        ).first()
+        if row is not None and (not bounds or row[0] > bounds[-1]):
+            bounds.append(int(row[0]))
+    starts: list[int | None] = [None, *bounds]
+    ends: list[int | None] = [b - 1 for b in bounds] + [None]
+    return list(zip(starts, ends, strict=True))
+
+
+def parallel(
+    engine: Engine,
+    ranges: list[tuple[int | None, int | None]],
+    quick: bool,
+    progress: Progress | None,
+) -> VerifyReport:
+    """One forked process per range; progress streamed back, reports merged in range
+    (hence case) order. A worker that dies makes the verification fail loudly."""
+    context = multiprocessing.get_context("fork")
+    pipes, procs = [], []
+    for first, last in ranges:
+        receive, send = context.Pipe(duplex=False)
+        proc = context.Process(target=_worker, args=(engine, first, last, quick, send), daemon=True)
+        proc.start()
+        send.close()
+        pipes.append(receive)
+        procs.append(proc)
+    reports: list[VerifyReport | None] = [None] * len(ranges)
+    try:
+        waiting = set(range(len(ranges)))
+        while waiting:
+            ready = wait([pipes[i] for i in waiting])
+            for i in list(waiting):
+                if pipes[i] not in ready:
+                    continue
+                try:
+                    kind, value = pipes[i].recv()
+                except EOFError:
+                    raise RuntimeError(f"verify worker {i + 1} died") from None
+                if kind == "progress":
+                    if progress is not None:
+                        progress(value)
+                elif kind == "error":
+                    raise RuntimeError(f"verify worker {i + 1} failed: {value}")
+                else:
+                    reports[i] = value
+                    waiting.discard(i)
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        for pipe in pipes:
+            pipe.close()
+    merged = VerifyReport()
+    for r in reports:
+        assert r is not None
+        merged.cases += r.cases
+        merged.events += r.events
+        merged.findings.extend(r.findings)
+    return merged
+
+
+def _worker(
+    engine: Engine, first: int | None, last: int | None, quick: bool, send: Connection_
+) -> None:
+    engine.db.dispose(close=False)  # the parent's pooled connections are not ours
+    pending = 0
+
+    def report_progress(n: int) -> None:
+        nonlocal pending
+        pending += n
+        if pending >= 2_000:
+            send.send(("progress", pending))
+            pending = 0
+
+    try:
+        report = verify_range(engine, None, first, last, quick, report_progress)
+        if pending:
+            send.send(("progress", pending))
+        send.send(("done", report))
+    except BaseException as exc:  # sent to the parent, which raises
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
 
 
 def _merge(
@@ -116,44 +252,44 @@ def _merge(
             case, group = next(cases, None), next(groups, None)
 
 
-def _by_case(items: Iterator[HashedEvent]) -> Iterator[tuple[int, list[HashedEvent]]]:
-    for case_id, group in groupby(items, key=lambda item: item[0].case_id):
+def _by_case(items: Iterator[Any], key: Callable[[Any], int]) -> Iterator[tuple[int, list[Any]]]:
+    for case_id, group in groupby(items, key=key):
         yield case_id, list(group)
 
 
-def _missing(stored: Any, events: list[HashedEvent]) -> list[Finding] | None:
+def _event_case(item: HashedEvent) -> int:
+    return item[0].case_id
+
+
+def _missing(stored: Any, first: tuple[int, int] | None, count: int) -> list[Finding]:
+    """A case row without events, or events (``first``: case id and seq) without a row."""
     if stored is None:
-        first = events[0][0]
+        assert first is not None
         return [
             Finding(
-                first.case_id,
-                first.seq,
+                first[0],
+                first[1],
                 "events_without_case",
-                f"{len(events)} event(s) belong to no case row (the case was deleted)",
+                f"{count} event(s) belong to no case row (the case was deleted)",
             )
         ]
-    if not events:
-        return [
-            Finding(
-                stored.id,
-                None,
-                "case_without_events",
-                "the case row has no history at all (its events were deleted)",
-            )
-        ]
-    return None
+    return [
+        Finding(
+            stored.id,
+            None,
+            "case_without_events",
+            "the case row has no history at all (its events were deleted)",
+        )
+    ]
 
 
-def _quick_case(
-    catalog: Catalog, stored: CaseHead | None, events: list[HashedEvent]
-) -> list[Finding]:
-    missing = _missing(stored, events)
-    if missing is not None or stored is None:
-        return missing or []
+def _quick_case(catalog: Catalog, stored: CaseHead | None, links: list[ChainLink]) -> list[Finding]:
+    if stored is None or not links:
+        return _missing(stored, links[0][:2] if links else None, len(links))
     r = Replayer(catalog, stored.id, stored.campaign_id, check=True)
-    for e, digest in events:
-        r.check_chain(e, digest)
-        r.case.last_seq, r.case.head_hash = e.seq, e.hash
+    for link in links:
+        r.check_chain(*link)
+        r.case.last_seq, r.case.head_hash = link[1], link[3]
     replayed = r.case
     out = r.findings + _head_findings(stored.id, stored.last_seq, replayed.last_seq)
     if stored.head_hash != replayed.head_hash and stored.last_seq == replayed.last_seq:
@@ -172,9 +308,9 @@ def _quick_case(
 def _verify_case(
     catalog: Catalog, stored: StoredCase | None, events: list[HashedEvent]
 ) -> list[Finding]:
-    missing = _missing(stored, events)
-    if missing is not None or stored is None:
-        return missing or []
+    if stored is None or not events:
+        first = (events[0][0].case_id, events[0][0].seq) if events else None
+        return _missing(stored, first, len(events))
     r = Replayer(catalog, stored.id, stored.campaign_id, check=True)
     for e, digest in events:
         r.apply(e, digest)

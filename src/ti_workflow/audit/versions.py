@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ti_workflow.audit.replay import MIGRATE
-from ti_workflow.audit.store import cases_t, events_t
+from ti_workflow.audit.store import cases_t
 from ti_workflow.definitions.loader import load_definition
 from ti_workflow.domain.actors import NATIONAL_COMMITTEE, SYSTEM, Actor
 from ti_workflow.domain.definition import Definition, Transition
@@ -31,7 +31,7 @@ from ti_workflow.errors import (
     NotFound,
     TiWorkflowError,
 )
-from ti_workflow.storage.repository import StoredCase
+from ti_workflow.storage.repository import StoredCase, insert_events
 
 MIGRATING_ROLES = (NATIONAL_COMMITTEE, SYSTEM)
 
@@ -301,21 +301,4 @@ def _move(conn: Connection, case: StoredCase, target: Definition, actor: Actor, 
     )
     if result.rowcount != 1:
         raise Conflict(case.id, case.version, None)
-    conn.execute(
-        insert(events_t),
-        {
-            "case_id": event.case_id,
-            "seq": event.seq,
-            "trigger": event.trigger,
-            "source": event.source,
-            "dest": event.dest,
-            "actor": event.actor,
-            "role": event.role,
-            "at": event.at,
-            "payload": event.payload,
-            "annotations": event.annotations,
-            "definition_version": event.definition_version,
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
-        },
-    )
+    insert_events(conn, case, [event])

@@ -216,14 +216,22 @@ def append(
     if result.rowcount != 1:
         actual = conn.execute(select(cases.c.version).where(cases.c.id == case.id)).scalar()
         raise Conflict(case.id, case.version, actual)
-    try:
-        conn.execute(_INSERT_EVENT, [_event_params(e) for e in new_events])
-    except IntegrityError:
-        # (case_id, seq) is taken: another writer got there first. Roll back, report.
-        raise Conflict(case.id, case.version, None) from None
+    insert_events(conn, case, new_events)
     if regions is not None:
         replace_regions(conn, case.id, regions)
     return new_version
+
+
+def insert_events(conn: Connection, case: StoredCase, new_events: Sequence[Event]) -> None:
+    """Raises :class:`Conflict` if ``(case_id, seq)`` is taken: another writer got there first
+    (the caller's transaction rolls back)."""
+    try:
+        if conn.dialect.name == "sqlite":
+            sqlite_fast.insert_events(_driver(conn), new_events)
+        else:
+            conn.execute(_INSERT_EVENT, [_event_params(e) for e in new_events])
+    except (IntegrityError, sqlite3.IntegrityError):
+        raise Conflict(case.id, case.version, None) from None
 
 
 def replace_regions(conn: Connection, case_id: int, regions: Iterable[str]) -> None:

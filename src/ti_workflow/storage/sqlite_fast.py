@@ -4,19 +4,24 @@ A fire reads one case row, updates it with ``version = expected`` and inserts it
 Through SQLAlchemy's execution layer those three statements cost more than SQLite itself
 (bench/RESULTS.md); here they go to the ``sqlite3`` connection SQLAlchemy opened, inside
 the transaction it began (``BEGIN IMMEDIATE``), in the formats its types use: JSON text
-from ``json.dumps`` and datetimes as ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC. PostgreSQL
-keeps the Core statements.
+and datetimes as ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC. PostgreSQL keeps the Core
+statements.
+
+An event's ``payload`` and ``annotations`` are stored as their canonical JSON
+(:func:`~ti_workflow.domain.events.canonical_json`), the very text its hash covers, so
+that ``audit verify`` hashes the stored text as it is (``audit/fast.py``). Any JSON
+reader reads them as before; events written earlier (``json.dumps`` text) still verify.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ti_workflow.domain.events import Event
+from ti_workflow.domain.events import Event, canonical_json
 
 _SELECT = (
     "SELECT id, workflow, definition_version, campaign_id, state, title, owner_email, data, "
@@ -45,8 +50,11 @@ def _instant(text: str) -> datetime:
 
 def select_case(db: sqlite3.Connection, case_id: int) -> dict[str, Any] | None:
     row = db.execute(_SELECT, (case_id,)).fetchone()
-    if row is None:
-        return None
+    return None if row is None else case_fields(row)
+
+
+def case_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``cases`` row (``_SELECT``'s columns) as ``StoredCase`` fields."""
     return {
         "id": row[0],
         "workflow": row[1],
@@ -64,6 +72,32 @@ def select_case(db: sqlite3.Connection, case_id: int) -> dict[str, Any] | None:
         "created_at": _instant(row[13]),
         "updated_at": _instant(row[14]),
     }
+
+
+def case_rows(
+    db: sqlite3.Connection,
+    case_id: int | None,
+    first: int | None,
+    last: int | None,
+    batch: int,
+) -> Iterator[Sequence[Any]]:
+    """Raw ``cases`` rows in id order: one case, the ids ``first..last``, or all."""
+    where = [
+        clause
+        for clause, value in (("id = ?", case_id), ("id >= ?", first), ("id <= ?", last))
+        if value is not None
+    ]
+    params = [v for v in (case_id, first, last) if v is not None]
+    sql = _SELECT.replace(" WHERE id = ?", "")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    cursor = db.cursor()
+    try:
+        cursor.execute(sql + " ORDER BY id", params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def advance(
@@ -91,25 +125,28 @@ def advance(
     )
     if cursor.rowcount != 1:
         return False
-    db.executemany(
-        _INSERT,
-        [
-            (
-                e.case_id,
-                e.seq,
-                e.trigger,
-                e.source,
-                e.dest,
-                e.actor,
-                e.role,
-                sqlite_datetime(e.at),
-                json.dumps(e.payload),
-                json.dumps(e.annotations),
-                e.definition_version,
-                e.prev_hash,
-                e.hash,
-            )
-            for e in events
-        ],
-    )
+    insert_events(db, events)
     return True
+
+
+def insert_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
+    db.executemany(_INSERT, [event_row(e) for e in events])
+
+
+def event_row(e: Event) -> tuple[Any, ...]:
+    """The ``events`` row of an event, in ``_INSERT``'s column order."""
+    return (
+        e.case_id,
+        e.seq,
+        e.trigger,
+        e.source,
+        e.dest,
+        e.actor,
+        e.role,
+        sqlite_datetime(e.at),
+        canonical_json(e.payload),
+        canonical_json(e.annotations),
+        e.definition_version,
+        e.prev_hash,
+        e.hash,
+    )
