@@ -311,14 +311,20 @@ class Replayer:
         if not self.check and not t.effects:
             c.state = t.dest  # nothing to recompute: the hot path of snapshots
             return
-        ctx = self._context(e, t, actor)
+        ctx = self._context(e, t, actor) if t.effects or t.guards else None
         if self.check:
             self._check_step(e, t, actor, ctx)
-        annotations: dict[str, Any] = {}
-        for name in t.effects:
-            c.facts, notes = EFFECTS[name](ctx)
-            annotations.update(notes)
-            ctx = self._context(e, t, actor)
+        if t.effects:
+            assert ctx is not None
+            annotations: dict[str, Any] = {}
+            last = len(t.effects) - 1
+            for i, name in enumerate(t.effects):
+                c.facts, notes = EFFECTS[name](ctx)
+                annotations.update(notes)
+                if i < last:
+                    ctx = self._context(e, t, actor)
+        else:
+            annotations = _NONE
         if self.check and annotations != e.annotations:
             self._fail(
                 e.seq,
@@ -337,7 +343,7 @@ class Replayer:
                 f"{self.case.definition_version[:12]} (no migration event in between)",
             )
 
-    def _check_step(self, e: Event, t: Transition, actor: Actor, ctx: Context) -> None:
+    def _check_step(self, e: Event, t: Transition, actor: Actor, ctx: Context | None) -> None:
         c = self.case
         if e.dest != t.dest:
             self._fail(
@@ -369,6 +375,9 @@ class Replayer:
                 validate_payload(t, e.payload)
             except InvalidData as exc:
                 self._fail(e.seq, "payload_invalid", str(exc).replace("\n", " "))
+        if not t.guards:
+            return
+        assert ctx is not None
         failed = [rule for name in t.guards for rule in GUARDS[name](ctx)]
         for rule in failed:
             self._fail(
@@ -376,20 +385,36 @@ class Replayer:
             )
 
     def _context(self, e: Event, t: Transition, actor: Actor) -> Context:
+        """The Context the engine built for this step (``_fast_context``: same fields)."""
         c = self.case
-        return Context(
-            case_id=c.case_id,
-            state=c.state,
-            data=c.data,
-            facts=c.facts,
-            regions=c.regions,
-            actor=actor,
-            now=e.at,
-            campaign=self.campaign,  # type: ignore[arg-type]  # checked by _fire
-            reference=self.catalog.reference,
-            payload=e.payload,
-            trigger=t.trigger,
+        return _fast_context(
+            {
+                "case_id": c.case_id,
+                "state": c.state,
+                "data": c.data,
+                "facts": c.facts,
+                "regions": c.regions,
+                "actor": actor,
+                "now": e.at,
+                "campaign": self.campaign,
+                "reference": self.catalog.reference,
+                "payload": e.payload,
+                "trigger": t.trigger,
+                "extra": _NONE,
+            }
         )
+
+
+_NONE: dict[str, Any] = {}
+"""Shared and never written: no annotations, no extra context."""
+
+
+def _fast_context(fields: dict[str, Any]) -> Context:
+    """A frozen Context without the per-field ``object.__setattr__`` of its ``__init__``
+    (one per replayed step with guards or effects); same class, every field given."""
+    ctx = Context.__new__(Context)
+    ctx.__dict__.update(fields)
+    return ctx
 
 
 def replay(

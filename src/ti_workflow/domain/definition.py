@@ -61,12 +61,19 @@ class Definition:
     _by_trigger: dict[str, tuple[Transition, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _from: dict[tuple[str, str], Transition] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         index: dict[str, list[Transition]] = {}
+        steps: dict[tuple[str, str], Transition] = {}
         for t in self.transitions:
             index.setdefault(t.trigger, []).append(t)
+            for source in t.sources:
+                steps.setdefault((t.trigger, source), t)  # the first declared wins
         object.__setattr__(self, "_by_trigger", {k: tuple(v) for k, v in index.items()})
+        object.__setattr__(self, "_from", steps)
 
     @property
     def short_version(self) -> str:
@@ -87,7 +94,7 @@ class Definition:
         return self._by_trigger.get(trigger, ())
 
     def transition_from(self, trigger: str, state: str) -> Transition | None:
-        return next((t for t in self.transitions_for(trigger) if state in t.sources), None)
+        return self._from.get((trigger, state))
 
     def automatic_from(self, state: str) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if t.automatic and state in t.sources)

@@ -16,13 +16,28 @@ def declared_fields(t: Transition) -> tuple[PayloadField, ...]:
     return (*t.payload, reason) if t.payload_field("reason") is None else t.payload
 
 
+_FIELDS: dict[int, tuple[Transition, dict[str, PayloadField], bool]] = {}
+
+
+def _fields(t: Transition) -> tuple[dict[str, PayloadField], bool]:
+    """The declared fields by name, and whether any is required: computed once per
+    transition object (keyed by identity: hashing a transition costs more than this)."""
+    found = _FIELDS.get(id(t))
+    if found is None or found[0] is not t:
+        fields = {f.name: f for f in declared_fields(t)}
+        found = _FIELDS[id(t)] = (t, fields, any(f.required for f in fields.values()))
+    return found[1], found[2]
+
+
 def validate_payload(t: Transition, payload: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(payload, Mapping):
         raise InvalidData(
             f"payload of {t.trigger!r}",
             [FieldError("(root)", f"expected a JSON object, got {type(payload).__name__}")],
         )
-    fields = {f.name: f for f in declared_fields(t)}
+    fields, required = _fields(t)
+    if not payload and not required:
+        return {}
     errors = [
         FieldError(key, f"unknown field (allowed: {', '.join(fields)})")
         for key in payload

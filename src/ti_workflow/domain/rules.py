@@ -10,7 +10,7 @@ same answers.
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,6 +98,13 @@ def within_campaign_window(ctx: Context) -> list[Rule]:
     return []
 
 
+@functools.lru_cache(maxsize=8_192)
+def valid_siren(siren: str) -> bool:
+    """SIREN checksum (python-stdnum), remembered: perimeters are drawn from some 1,300
+    groupements, checked on every submission and again by every audit replay."""
+    return bool(siren_number.is_valid(siren))
+
+
 @guard
 def perimeter_rules(ctx: Context) -> list[Rule]:
     perimeter = ctx.data.get("perimeter") or {}
@@ -117,7 +124,7 @@ def perimeter_rules(ctx: Context) -> list[Rule]:
         seen.add(siren)
     known = []
     for siren in dict.fromkeys(members):
-        if not siren_number.is_valid(siren):
+        if not valid_siren(siren):
             failed.append(
                 Rule(
                     "perimeter_invalid_siren",
@@ -316,10 +323,12 @@ def record_regions(ctx: Context) -> tuple[JSON, JSON]:
 
 @effect
 def record_opinion(ctx: Context) -> tuple[JSON, JSON]:
-    facts = copy.deepcopy(dict(ctx.facts))
+    # New dicts along the path written, the rest shared: ``ctx.facts`` is never mutated.
+    facts = dict(ctx.facts)
     region = ctx.actor.region or ""
     body = ctx.actor.role
-    by_region = facts.setdefault("opinions", {}).setdefault(region, {})
+    opinions = facts["opinions"] = dict(facts.get("opinions") or {})
+    by_region = opinions[region] = dict(opinions.get(region) or {})
     previous = by_region.get(body)
     by_region[body] = {
         "opinion": ctx.payload.get("opinion"),
