@@ -133,7 +133,12 @@ def row_hash(row: tuple[Any, ...], iso: str, strings: _Strings) -> str:
     ).hexdigest()
 
 
-def _event(fields: dict[str, Any]) -> Event:
+def json_cache() -> dict[str, Any]:
+    """Parsed JSON by text: ``cache[text]`` (short texts remembered, bounded)."""
+    return _Json()
+
+
+def event_of(fields: dict[str, Any]) -> Event:
     """A frozen Event without the per-field ``object.__setattr__`` of its ``__init__``
     (a fifth of the hot loop); same class, same fields."""
     e = Event.__new__(Event)
@@ -166,11 +171,13 @@ def sqlite_rows(
     last: int | None = None,
     until: datetime | None = None,
     batch: int = BATCH,
+    params: tuple[Any, ...] = (),
 ) -> Iterator[tuple[Any, ...]]:
     """Raw ``events`` rows in ``(case_id, seq)`` order, from the driver's cursor: one case,
-    or the cases ``first <= case_id <= last``, or all; only those at or before ``until``."""
+    or the cases ``first <= case_id <= last``, or all; only those at or before ``until``.
+    ``params``: the values of the placeholders in ``columns``."""
     where: list[str] = []
-    params: list[Any] = []
+    values: list[Any] = list(params)
     for clause, value in (
         ("case_id = ?", case_id),
         ("case_id >= ?", first),
@@ -179,14 +186,14 @@ def sqlite_rows(
     ):
         if value is not None:
             where.append(clause)
-            params.append(value)
+            values.append(value)
     sql = f"SELECT {columns} FROM events"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY case_id, seq"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, params)
+        cursor.execute(sql, values)
         while rows := cursor.fetchmany(batch):
             yield from rows
     finally:
@@ -209,7 +216,7 @@ def hashed_events(
         return
     strings, parsed = _Strings(), _Json()
     fromiso = datetime.fromisoformat
-    event = _event
+    event = event_of
     for row in sqlite_rows(conn, case_id=case_id, first=first, last=last, until=until):
         cid, seq, trig, src, dest, actor, role, at, pay, ann, dv, prev, h = row
         iso = sqlite_iso(at)

@@ -150,6 +150,20 @@ class Replayer:
         else:
             self._fire(e, definition)
 
+    def plain_step(self, seq: int, trigger: str, dest: str, version: str, head: str) -> None:
+        """What :meth:`apply` does, unchecked, with a step whose trigger has no effect in
+        any definition version (so neither its payload nor its annotations matter)."""
+        c = self.case
+        c.events += 1
+        c.last_seq, c.head_hash = seq, head
+        d = self.catalog.definitions.get(version)
+        t = d.transition_from(trigger, c.state) if d is not None else None
+        if t is None or self.campaign is None:
+            self.broken = True
+            c.state = dest
+        else:
+            c.state = t.dest
+
     # --- chain ----------------------------------------------------------------------
 
     def check_chain(

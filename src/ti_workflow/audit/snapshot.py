@@ -7,18 +7,21 @@ the ``cases`` table, which the replay never reads for state).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
-from ti_workflow.audit.fast import hashed_events
-from ti_workflow.audit.replay import ReplayedCase, Replayer
-from ti_workflow.audit.store import by_case, cases_t, events_t, stream_events
-from ti_workflow.clock import paris, parse_instant
-from ti_workflow.engine import Engine
+from ti_workflow.audit.fast import event_of, hashed_events, json_cache, sqlite_iso, sqlite_rows
+from ti_workflow.audit.replay import MIGRATE, ReplayedCase, Replayer
+from ti_workflow.audit.store import by_case, cases_t, events_t, stream_campaigns, stream_events
+from ti_workflow.clock import as_utc, paris, parse_instant
+from ti_workflow.domain.events import Event
+from ti_workflow.engine import CREATE, UPDATE, Engine
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.storage.database import read
 
@@ -87,20 +90,99 @@ def state_at(engine: Engine, case_id: int, at: datetime) -> CaseAt:
 def snapshot(
     engine: Engine, at: datetime, state: str | None = None, workflow: str | None = None
 ) -> Iterator[CaseAt]:
-    """Every case that existed at ``at``, in id order, streamed."""
+    """Every case that existed at ``at``, in id order, streamed.
+
+    Each case is replayed from its events up to ``at`` without the checks (``verify``
+    proves them): form data from its create/update events, facts from the effects of
+    the steps that have some. On SQLite a step whose trigger has no effect in any
+    definition version is read without its payload and moves the replay as it would
+    have: to its transition's destination.
+    """
+    catalog = engine.catalog
     with read(engine.db) as conn:
-        campaigns: dict[int, str] = {
-            int(r[0]): str(r[1]) for r in conn.execute(select(cases_t.c.id, cases_t.c.campaign_id))
-        }
-        stream = (e for e, _ in hashed_events(conn, until=at, hashed=False))
-        for case_id, events in by_case(stream):
-            r = Replayer(engine.catalog, case_id, campaigns.get(case_id, ""), check=False)
-            case = r.apply_all(events)
-            if state is not None and case.state != state:
+        campaigns = stream_campaigns(conn)
+        campaign: tuple[int, str] | None = next(campaigns, None)
+        cases: Iterator[tuple[int, Sequence[Event | PlainStep], datetime]]
+        if conn.dialect.name == "sqlite":
+            cases = _sqlite_cases(conn, at, _payload_triggers(engine))
+        else:
+            stream = (e for e, _ in hashed_events(conn, until=at, hashed=False))
+            cases = ((cid, events, events[-1].at) for cid, events in by_case(stream))
+        try:
+            for case_id, steps, last_at in cases:
+                while campaign is not None and campaign[0] < case_id:
+                    campaign = next(campaigns, None)
+                of = campaign[1] if campaign is not None and campaign[0] == case_id else ""
+                r = Replayer(catalog, case_id, of, check=False)
+                for step in steps:
+                    if isinstance(step, Event):
+                        r.apply(step)
+                    else:
+                        r.plain_step(*step)
+                case = r.case
+                if state is not None and case.state != state:
+                    continue
+                if workflow is not None and case.workflow != workflow:
+                    continue
+                yield CaseAt(at, case, last_at)
+        finally:
+            campaigns.close()
+
+
+def _payload_triggers(engine: Engine) -> tuple[str, ...]:
+    """Triggers whose events the replay must read whole: data, migrations, effects."""
+    found = {CREATE, UPDATE, MIGRATE}
+    for d in engine.catalog.definitions.values():
+        found.update(t.trigger for t in d.transitions if t.effects)
+    return tuple(sorted(found))
+
+
+PlainStep = tuple[int, str, str, str, str]
+"""``(seq, trigger, dest, definition_version, hash)``: a step read without its payload."""
+
+
+def _sqlite_cases(
+    conn: Connection, at: datetime, whole: tuple[str, ...]
+) -> Iterator[tuple[int, list[Event | PlainStep], datetime]]:
+    """Each case's events up to ``at``: whole (an Event) for the ``whole`` triggers, else
+    the plain step; and the instant of the last one."""
+    marks = ", ".join("?" * len(whole))
+    columns = (
+        "case_id, seq, trigger, source, dest, actor, role, at, "
+        f"CASE WHEN trigger IN ({marks}) THEN payload END, "
+        f"CASE WHEN trigger IN ({marks}) THEN annotations END, definition_version, prev_hash, hash"
+    )
+    rows = sqlite_rows(conn, columns, until=at, params=(*whole, *whole))
+    parsed = json_cache()
+    fromiso = datetime.fromisoformat
+    for case_id, group in groupby(rows, key=itemgetter(0)):
+        steps: list[Event | PlainStep] = []
+        text = ""
+        for row in group:
+            _, seq, trigger, source, dest, actor, role, text, pay, ann, version, prev, h = row
+            if pay is None:
+                steps.append((seq, trigger, dest, version, h))
                 continue
-            if workflow is not None and case.workflow != workflow:
-                continue
-            yield CaseAt(at, case, events[-1].at)
+            steps.append(
+                event_of(
+                    {
+                        "case_id": case_id,
+                        "seq": seq,
+                        "trigger": trigger,
+                        "source": source,
+                        "dest": dest,
+                        "actor": actor,
+                        "role": role,
+                        "at": fromiso(sqlite_iso(text)),
+                        "payload": parsed[pay],
+                        "annotations": parsed[ann],
+                        "definition_version": version,
+                        "prev_hash": prev,
+                        "hash": h,
+                    }
+                )
+            )
+        yield case_id, steps, fromiso(sqlite_iso(text))
 
 
 def states_at(engine: Engine, at: datetime, state: str | None = None) -> list[tuple[int, str, str]]:
@@ -113,7 +195,7 @@ def states_at(engine: Engine, at: datetime, state: str | None = None) -> list[tu
     """
     last = (
         select(events_t.c.case_id, func.max(events_t.c.seq).label("seq"))
-        .where(events_t.c.at <= at)
+        .where(events_t.c.at <= as_utc(at))  # UTC, as stored
         .group_by(events_t.c.case_id)
         .subquery()
     )

@@ -5,13 +5,14 @@ Memory stays bounded by one case's history whatever the size of the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from itertools import groupby
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 
+from ti_workflow.clock import as_utc
 from ti_workflow.domain.events import Event
 from ti_workflow.storage import sqlite_fast
 from ti_workflow.storage.repository import StoredCase, event_from_row
@@ -49,6 +50,17 @@ def stream_cases(
         yield StoredCase.from_row(row)
 
 
+def stream_campaigns(conn: Connection) -> Generator[tuple[int, str], None, None]:
+    """``(case id, campaign id)`` of every case, in id order."""
+    query = select(cases_t.c.id, cases_t.c.campaign_id).order_by(cases_t.c.id)
+    result = conn.execution_options(yield_per=BATCH).execute(query)
+    try:
+        for row in result:
+            yield int(row[0]), str(row[1])
+    finally:
+        result.close()  # when the caller stops early (PostgreSQL: a server-side cursor)
+
+
 class CaseHead(NamedTuple):
     """What the quick verification needs of a case row (no JSON columns decoded)."""
 
@@ -80,10 +92,11 @@ def stream_events(
 ) -> Iterator[Event]:
     query = select(events_t).order_by(events_t.c.case_id, events_t.c.seq)
     query = _ids(query, events_t.c.case_id, case_id, first, last)
+    # In UTC, as stored: SQLite compares the text, whatever offset the instant had.
     if until is not None:
-        query = query.where(events_t.c.at <= until)
+        query = query.where(events_t.c.at <= as_utc(until))
     if since is not None:
-        query = query.where(events_t.c.at >= since)
+        query = query.where(events_t.c.at >= as_utc(since))
     for row in conn.execution_options(yield_per=BATCH).execute(query):
         yield event_from_row(row)
 
