@@ -116,21 +116,26 @@ def content_hash(e: Event, at: str, payload: str | None = None, notes: str | Non
     return _sha256((e.prev_hash + canonical_body(e, at, payload, notes)).encode()).hexdigest()
 
 
-def row_hash(row: tuple[Any, ...], iso: str, strings: _Strings) -> str:
+def row_hash(row: tuple[Any, ...], strings: _Strings, iso: str | None = None) -> str:
     """The content hash of a raw ``_COLUMNS`` row: over its stored JSON texts if they are
     the canonical ones the hash covers, else over their canonical re-encoding."""
-    cid, seq, trig, src, dest, actor, role, _, pay, ann, dv, prev, stored = row
-    head = (strings[trig], strings[src], strings[dest], encode_basestring(actor), strings[role])
-    version = strings[dv]
-    digest = _sha256((prev + _body(cid, seq, *head, iso, pay, ann, version)).encode()).hexdigest()
+    cid, seq, trig, src, dest, actor, role, at, pay, ann, dv, prev, stored = row
+    if iso is None:
+        iso = sqlite_iso(at)
+    s = strings
+    digest = _sha256(
+        f'{prev}{{"actor":{encode_basestring(actor)},"annotations":{ann},"at":"{iso}",'
+        f'"case_id":{cid},"definition_version":{s[dv]},"dest":{s[dest]},"payload":{pay},'
+        f'"role":{s[role]},"seq":{seq},"source":{s[src]},"trigger":{s[trig]}}}'.encode()
+    ).hexdigest()
     if digest == stored:
         return digest
     pay_text, ann_text = _obj(_loads(pay)), _obj(_loads(ann))
     if pay_text == pay and ann_text == ann:
         return digest  # canonical already: the content does not match its hash
-    return _sha256(
-        (prev + _body(cid, seq, *head, iso, pay_text, ann_text, version)).encode()
-    ).hexdigest()
+    head = (s[trig], s[src], s[dest], encode_basestring(actor), s[role])
+    body = _body(cid, seq, *head, iso, pay_text, ann_text, s[dv])
+    return _sha256((prev + body).encode()).hexdigest()
 
 
 def json_cache() -> dict[str, Any]:
@@ -237,7 +242,7 @@ def hashed_events(
                 "hash": h,
             }
         )
-        yield e, row_hash(row, iso, strings) if hashed else ""
+        yield e, row_hash(row, strings, iso) if hashed else ""
 
 
 ChainLink = tuple[int, int, str, str, str]
@@ -250,11 +255,15 @@ def chain_links(
     first: int | None = None,
     last: int | None = None,
 ) -> Iterator[ChainLink]:
-    """The quick verification's stream: no JSON parsed, no event built (on SQLite)."""
+    """The quick verification's stream: no JSON parsed, no event built (on SQLite).
+
+    (Assembling the body in SQL instead, with ``printf``/``json_quote``, was measured
+    slower than in Python: 7.3 against 2.8 us per row to fetch.)
+    """
     if conn.dialect.name != "sqlite":
         for e, digest in hashed_events(conn, case_id, first=first, last=last):
             yield e.case_id, e.seq, e.prev_hash, e.hash, digest
         return
     strings = _Strings()
     for row in sqlite_rows(conn, case_id=case_id, first=first, last=last):
-        yield row[0], row[1], row[11], row[12], row_hash(row, sqlite_iso(row[7]), strings)
+        yield row[0], row[1], row[11], row[12], row_hash(row, strings)

@@ -7,9 +7,10 @@ own table); ``cases migrate`` is the one writer here, and it refuses the auditor
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +49,7 @@ cases_app = typer.Typer(help="Operations on many cases at once.", no_args_is_hel
 CaseArg = Annotated[int, typer.Argument(help="Case id.")]
 AtOpt = Annotated[str, typer.Option("--at", help="ISO 8601 instant; no offset = Europe/Paris.")]
 PROGRESS_FROM = 20_000
+PARALLEL_FROM = 100_000
 
 
 def register(app: typer.Typer, workflows_app: typer.Typer, case_app: typer.Typer) -> None:
@@ -185,12 +187,24 @@ def audit_snapshot(
 
 @contextmanager
 def _progress(total: int, show: bool) -> Iterator[Any]:
+    """A progress bar shown from the first events verified: ``verify`` forks its workers
+    first, before the bar's refresh thread starts (a fork copies no thread but their locks).
+    """
     if not show:
         yield None
         return
-    with Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task("verifying events", total=total)
-        yield lambda n: bar.advance(task, n)
+    with ExitStack() as stack:
+        state: dict[str, Any] = {}
+
+        def advance(n: int) -> None:
+            if not state:
+                state["bar"] = bar = stack.enter_context(
+                    Progress(console=err_console, transient=True)
+                )
+                state["task"] = bar.add_task("verifying events", total=total)
+            state["bar"].advance(state["task"], n)
+
+        yield advance
 
 
 @audit_app.command("verify")
@@ -204,6 +218,15 @@ def audit_verify(
     quick: Annotated[
         bool, typer.Option("--quick", help="Hash chains and case heads only (no replay, no rules).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help=f"Processes verifying disjoint ranges of cases; 0: one per CPU from "
+            f"{PARALLEL_FROM:,} events on.",
+        ),
+    ] = 0,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -211,8 +234,10 @@ def audit_verify(
     e = engine(db)
     document = load_checkpoint_file(checkpoint) if checkpoint else None
     total = count_events(e, case_id)
+    if workers == 0:
+        workers = len(os.sched_getaffinity(0)) if total >= PARALLEL_FROM else 1
     with _progress(total, total >= PROGRESS_FROM and not _json(as_json)) as advance:
-        report = verify(e, case_id, advance, quick=quick)
+        report = verify(e, case_id, advance, quick=quick, workers=workers)
     if document is not None:
         report.findings.extend(verify_checkpoint(e, document))
     if not report.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,12 +28,12 @@ class Campaign:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property  # a frozen dataclass: computed once (every submission checks it)
     def opens_at(self) -> datetime:
         """The first instant of the opening day, local time, as UTC."""
         return datetime.combine(self.opens_on, time(0, 0), self.zone).astimezone(UTC_ZONE)
 
-    @property
+    @cached_property
     def closes_at(self) -> datetime:
         """The last instant of the closing day (23:59:59.999999 local time), as UTC."""
         end = datetime.combine(self.closes_on, time(23, 59, 59, 999_999), self.zone)
