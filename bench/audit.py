@@ -102,7 +102,7 @@ def prefix(src: Path, dst: Path, events: int = 0, cases: int = 0) -> tuple[int, 
     return n, total
 
 
-def measure(path: Path, what: str) -> dict[str, float]:
+def measure(path: Path, what: str, workers: int) -> dict[str, float]:
     """Runs in its own process: one operation, its time and the process's peak RSS."""
     from ti_workflow.audit.snapshot import snapshot, states_at
     from ti_workflow.audit.verify import verify
@@ -113,7 +113,7 @@ def measure(path: Path, what: str) -> dict[str, float]:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, cpu = time.perf_counter(), _cpu()
     if what in ("verify", "quick"):
-        report = verify(engine, quick=what == "quick")
+        report = verify(engine, quick=what == "quick", workers=workers)
         assert report.ok, report.findings[:3]
         n = report.events
     elif what == "states":
@@ -143,9 +143,9 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def child(path: Path, what: str) -> dict[str, float]:
+def child(path: Path, what: str, workers: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", what, "--db", str(path)],
+        [sys.executable, __file__, "--measure", what, "--db", str(path), "--workers", str(workers)],
         capture_output=True,
         text=True,
         check=True,
@@ -189,16 +189,19 @@ def main() -> None:
     p.add_argument("--only", choices=("verify", "quick", "snapshot", "states"), action="append")
     p.add_argument("--measure", choices=("verify", "quick", "snapshot", "states"))
     p.add_argument("--db", type=Path)
+    p.add_argument(
+        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="verify processes"
+    )
     args = p.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.db, args.measure)))
+        print(json.dumps(measure(args.db, args.measure, args.workers)))
         return
     work = args.db_dir or Path(tempfile.mkdtemp(prefix="ti-audit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(
         f"ti-workflow audit bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, nproc "
         f"{os.cpu_count()}, {platform.machine()}, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.1f}",
+        f"verify workers {args.workers}, load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     results: dict[str, dict[str, float]] = {}
@@ -209,7 +212,7 @@ def main() -> None:
             for what in kinds:
                 if args.only and what not in args.only:
                     continue
-                r = child(path, what)
+                r = child(path, what, args.workers)
                 results[f"{name}-{what}"] = r
                 load = os.getloadavg()[0]
                 if what in ("verify", "quick"):

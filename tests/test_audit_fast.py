@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from conftest import EngineFactory, paris
@@ -25,8 +27,9 @@ from ti_workflow.audit.snapshot import snapshot, states_at
 from ti_workflow.audit.store import stream_events
 from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
-from ti_workflow.domain.events import canonical_json
-from ti_workflow.domain.rules import Context
+from ti_workflow.domain.actors import Actor
+from ti_workflow.domain.events import canonical_json, load_json
+from ti_workflow.domain.rules import EFFECTS, FACTS_KEPT, Context
 from ti_workflow.engine import Engine
 from ti_workflow.storage.database import read
 from varied_scenario import START, groupement_pool, story
@@ -193,3 +196,55 @@ def test_the_replay_context_has_every_field() -> None:
     names = {f for f in Context.__dataclass_fields__}
     ctx = _fast_context(dict.fromkeys(names))
     assert set(vars(ctx)) == names
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(alphabet=st.characters(exclude_categories=())),  # lone surrogates too
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES, st.sampled_from([canonical_json, json.dumps]))
+def test_load_json_reads_what_json_loads_reads(value: Any, dump: Any) -> None:
+    text = dump(value)
+    assert repr(load_json(text)) == repr(json.loads(text))  # repr: nan == nan here
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '{"a":1,"a":2}', "[1,2", "{} x", " {} ", "1e400"])
+def test_load_json_on_texts_the_fast_parser_refuses(text: str) -> None:
+    try:
+        expected: Any = repr(json.loads(text))
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: Any = repr(load_json(text))
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+@pytest.mark.parametrize("name", sorted(FACTS_KEPT))
+def test_effects_said_to_keep_the_facts_keep_them(name: str, engine: Engine) -> None:
+    facts = {"opinions": {"84": {"state_services": {"opinion": "favourable"}}}, "x": [1]}
+    ctx = Context(
+        case_id=1,
+        state="draft",
+        data={"perimeter": {"members": ["200000172"]}},
+        facts=facts,
+        regions=("84",),
+        actor=Actor("candidate", email="ti@example.org"),
+        now=paris("2023-09-01T12:00:00"),
+        campaign=engine.catalog.campaign("ti-2023-2027"),
+        reference=engine.catalog.reference,
+        payload={},
+        trigger="submit",
+    )
+    assert EFFECTS[name](ctx)[0] == facts

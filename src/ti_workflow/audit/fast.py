@@ -25,14 +25,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ti_workflow.audit.store import stream_events
-from ti_workflow.domain.events import Event, iso_utc
+from ti_workflow.domain.events import Event, iso_utc, load_json
 
 _COLUMNS = (
     "case_id, seq, trigger, source, dest, actor, role, at, payload, annotations, "
     "definition_version, prev_hash, hash"
 )
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_loads = load_json
 _sha256 = hashlib.sha256
 BATCH = 5_000
 
@@ -159,6 +159,12 @@ def sqlite_iso(text: str) -> str:
     return iso_utc(datetime.fromisoformat(text))
 
 
+def sqlite_datetime(text: str) -> datetime:
+    """A stored instant as an aware UTC datetime (through ``sqlite_iso``: ``fromisoformat``
+    of the ``+00:00`` spelling costs half of ``fromisoformat`` then ``replace(tzinfo=)``)."""
+    return datetime.fromisoformat(sqlite_iso(text))
+
+
 def sqlite_instant(instant: datetime) -> str:
     """An instant in SQLAlchemy's SQLite DATETIME spelling (UTC), for comparisons in SQL."""
     return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -177,12 +183,17 @@ def sqlite_rows(
     until: datetime | None = None,
     batch: int = BATCH,
     params: tuple[Any, ...] = (),
+    condition: tuple[str, tuple[Any, ...]] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Raw ``events`` rows in ``(case_id, seq)`` order, from the driver's cursor: one case,
-    or the cases ``first <= case_id <= last``, or all; only those at or before ``until``.
-    ``params``: the values of the placeholders in ``columns``."""
+    or the cases ``first <= case_id <= last``, or all; only those at or before ``until``
+    and meeting ``condition`` (SQL, its values). ``params``: the values of the
+    placeholders in ``columns``."""
     where: list[str] = []
     values: list[Any] = list(params)
+    if condition is not None:
+        where.append(f"({condition[0]})")
+        values.extend(condition[1])
     for clause, value in (
         ("case_id = ?", case_id),
         ("case_id >= ?", first),
@@ -200,6 +211,24 @@ def sqlite_rows(
     try:
         cursor.execute(sql, values)
         while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def sqlite_last_events(conn: Connection, until: datetime) -> Iterator[tuple[Any, ...]]:
+    """Each case's last event at or before ``until``, by case id: ``(case_id, seq, dest,
+    at, hash)``."""
+    # SQLite fills bare columns from the row holding the max() (documented: "Bare columns
+    # in an aggregate query"); grouped along the (case_id, seq) index, nothing is sorted.
+    sql = (
+        "SELECT case_id, max(seq), dest, at, hash FROM events WHERE at <= ? "
+        "GROUP BY case_id ORDER BY case_id"
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, (sqlite_instant(until),))
+        while rows := cursor.fetchmany(BATCH):
             yield from rows
     finally:
         cursor.close()

@@ -129,9 +129,8 @@ class Replayer:
             )
         c.events += 1
         c.last_seq, c.head_hash = e.seq, e.hash
-        try:
-            definition = self.catalog.definition(e.definition_version)
-        except TiWorkflowError:
+        definition = self.catalog.definitions.get(e.definition_version)
+        if definition is None:
             self._fail(
                 e.seq,
                 "unknown_definition",
@@ -150,19 +149,19 @@ class Replayer:
         else:
             self._fire(e, definition)
 
-    def plain_step(self, seq: int, trigger: str, dest: str, version: str, head: str) -> None:
-        """What :meth:`apply` does, unchecked, with a step whose trigger has no effect in
-        any definition version (so neither its payload nor its annotations matter)."""
+    def resume(self, e: Event) -> None:
+        """Apply ``e`` after steps that were not read (a snapshot reads only the events
+        that rebuild data and facts): from the state ``e`` records leaving, which is the
+        replay's own on a log that verifies."""
+        if e.source is not None:
+            self.case.state = e.source
+        self.apply(e)
+
+    def finish(self, seq: int, dest: str, head: str) -> None:
+        """End on the last event, read or not: its number, state and hash."""
         c = self.case
-        c.events += 1
-        c.last_seq, c.head_hash = seq, head
-        d = self.catalog.definitions.get(version)
-        t = d.transition_from(trigger, c.state) if d is not None else None
-        if t is None or self.campaign is None:
-            self.broken = True
-            c.state = dest
-        else:
-            c.state = t.dest
+        c.events = c.last_seq = seq
+        c.state, c.head_hash = dest, head
 
     # --- chain ----------------------------------------------------------------------
 

@@ -7,20 +7,25 @@ the ``cases`` table, which the replay never reads for state).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from ti_workflow.audit.fast import event_of, hashed_events, json_cache, sqlite_iso, sqlite_rows
+from ti_workflow.audit.fast import (
+    event_of,
+    hashed_events,
+    json_cache,
+    sqlite_datetime,
+    sqlite_last_events,
+    sqlite_rows,
+)
 from ti_workflow.audit.replay import MIGRATE, ReplayedCase, Replayer
 from ti_workflow.audit.store import by_case, cases_t, events_t, stream_campaigns, stream_events
 from ti_workflow.clock import as_utc, paris, parse_instant
-from ti_workflow.domain.events import Event
+from ti_workflow.domain.rules import FACTS_KEPT
 from ti_workflow.engine import CREATE, UPDATE, Engine
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.storage.database import read
@@ -92,34 +97,32 @@ def snapshot(
 ) -> Iterator[CaseAt]:
     """Every case that existed at ``at``, in id order, streamed.
 
-    Each case is replayed from its events up to ``at`` without the checks (``verify``
-    proves them): form data from its create/update events, facts from the effects of
-    the steps that have some. On SQLite a step whose trigger has no effect in any
-    definition version is read without its payload and moves the replay as it would
-    have: to its transition's destination.
+    Each case is rebuilt from its events up to ``at`` without the checks (``verify`` is
+    where they are proven): form data from its create/update events, facts from the
+    effects of the steps that change them. On SQLite only those events are read whole;
+    each is applied in the state it records leaving, and the case ends in the state of
+    its last event by then. On a log that verifies this is exactly the full replay
+    (tested); on PostgreSQL every event is replayed.
     """
     catalog = engine.catalog
     with read(engine.db) as conn:
         campaigns = stream_campaigns(conn)
-        campaign: tuple[int, str] | None = next(campaigns, None)
-        cases: Iterator[tuple[int, Sequence[Event | PlainStep], datetime]]
+        pending = [next(campaigns, None)]
+
+        def replayer(case_id: int) -> Replayer:
+            campaign = pending[0]
+            while campaign is not None and campaign[0] < case_id:
+                campaign = next(campaigns, None)
+            pending[0] = campaign
+            of = campaign[1] if campaign is not None and campaign[0] == case_id else ""
+            return Replayer(catalog, case_id, of, check=False)
+
         if conn.dialect.name == "sqlite":
-            cases = _sqlite_cases(conn, at, _payload_triggers(engine))
+            replays = _sqlite_replays(conn, at, _rebuilding(engine), replayer)
         else:
-            stream = (e for e, _ in hashed_events(conn, until=at, hashed=False))
-            cases = ((cid, events, events[-1].at) for cid, events in by_case(stream))
+            replays = _replays(conn, at, replayer)
         try:
-            for case_id, steps, last_at in cases:
-                while campaign is not None and campaign[0] < case_id:
-                    campaign = next(campaigns, None)
-                of = campaign[1] if campaign is not None and campaign[0] == case_id else ""
-                r = Replayer(catalog, case_id, of, check=False)
-                for step in steps:
-                    if isinstance(step, Event):
-                        r.apply(step)
-                    else:
-                        r.plain_step(*step)
-                case = r.case
+            for case, last_at in replays:
                 if state is not None and case.state != state:
                     continue
                 if workflow is not None and case.workflow != workflow:
@@ -129,60 +132,72 @@ def snapshot(
             campaigns.close()
 
 
-def _payload_triggers(engine: Engine) -> tuple[str, ...]:
-    """Triggers whose events the replay must read whole: data, migrations, effects."""
-    found = {CREATE, UPDATE, MIGRATE}
-    for d in engine.catalog.definitions.values():
-        found.update(t.trigger for t in d.transitions if t.effects)
-    return tuple(sorted(found))
+def _replays(
+    conn: Connection, at: datetime, replayer: Callable[[int], Replayer]
+) -> Iterator[tuple[ReplayedCase, datetime]]:
+    stream = (e for e, _ in hashed_events(conn, until=at, hashed=False))
+    for case_id, events in by_case(stream):
+        yield replayer(case_id).apply_all(events), events[-1].at
 
 
-PlainStep = tuple[int, str, str, str, str]
-"""``(seq, trigger, dest, definition_version, hash)``: a step read without its payload."""
+def _rebuilding(engine: Engine) -> tuple[str, tuple[Any, ...]]:
+    """The events a snapshot must apply, as an SQL condition and its values: data and
+    migrations, and per definition version the triggers whose effects change the facts."""
+    clauses, values = ["trigger IN (?, ?, ?)"], [CREATE, UPDATE, MIGRATE]
+    for version, d in engine.catalog.definitions.items():
+        triggers = sorted(
+            {t.trigger for t in d.transitions if any(e not in FACTS_KEPT for e in t.effects)}
+        )
+        if triggers:
+            marks = ", ".join("?" * len(triggers))
+            clauses.append(f"(definition_version = ? AND trigger IN ({marks}))")
+            values += [version, *triggers]
+    return " OR ".join(clauses), tuple(values)
 
 
-def _sqlite_cases(
-    conn: Connection, at: datetime, whole: tuple[str, ...]
-) -> Iterator[tuple[int, list[Event | PlainStep], datetime]]:
-    """Each case's events up to ``at``: whole (an Event) for the ``whole`` triggers, else
-    the plain step; and the instant of the last one."""
-    marks = ", ".join("?" * len(whole))
-    columns = (
-        "case_id, seq, trigger, source, dest, actor, role, at, "
-        f"CASE WHEN trigger IN ({marks}) THEN payload END, "
-        f"CASE WHEN trigger IN ({marks}) THEN annotations END, definition_version, prev_hash, hash"
-    )
-    rows = sqlite_rows(conn, columns, until=at, params=(*whole, *whole))
+def _sqlite_replays(
+    conn: Connection,
+    at: datetime,
+    whole: tuple[str, tuple[Any, ...]],
+    replayer: Callable[[int], Replayer],
+) -> Iterator[tuple[ReplayedCase, datetime]]:
+    """Per case (in id order): its last event up to ``at`` and, merged in, its events up
+    to ``at`` that meet the ``whole`` condition, applied in order. Annotations and ``prev_hash``
+    are not fetched (an unchecked replay reads neither; left empty in these Events,
+    which never leave this function)."""
+    columns = "case_id, seq, trigger, source, dest, actor, role, at, payload, definition_version"
+    rows = sqlite_rows(conn, columns, until=at, condition=whole)
+    row = next(rows, None)
     parsed = json_cache()
-    fromiso = datetime.fromisoformat
-    for case_id, group in groupby(rows, key=itemgetter(0)):
-        steps: list[Event | PlainStep] = []
-        text = ""
-        for row in group:
-            _, seq, trigger, source, dest, actor, role, text, pay, ann, version, prev, h = row
-            if pay is None:
-                steps.append((seq, trigger, dest, version, h))
-                continue
-            steps.append(
+    for case_id, seq, dest, text, head in sqlite_last_events(conn, at):
+        r = replayer(case_id)
+        while row is not None and row[0] == case_id:
+            _, number, trigger, source, to, actor, role, when, payload, recorded = row
+            r.resume(
                 event_of(
                     {
                         "case_id": case_id,
-                        "seq": seq,
+                        "seq": number,
                         "trigger": trigger,
                         "source": source,
-                        "dest": dest,
+                        "dest": to,
                         "actor": actor,
                         "role": role,
-                        "at": fromiso(sqlite_iso(text)),
-                        "payload": parsed[pay],
-                        "annotations": parsed[ann],
-                        "definition_version": version,
-                        "prev_hash": prev,
-                        "hash": h,
+                        "at": sqlite_datetime(when),
+                        "payload": parsed[payload],
+                        "annotations": _NOTHING,
+                        "definition_version": recorded,
+                        "prev_hash": "",
+                        "hash": "",
                     }
                 )
             )
-        yield case_id, steps, fromiso(sqlite_iso(text))
+            row = next(rows, None)
+        r.finish(seq, dest, head)
+        yield r.case, sqlite_datetime(text)
+
+
+_NOTHING: dict[str, Any] = {}
 
 
 def states_at(engine: Engine, at: datetime, state: str | None = None) -> list[tuple[int, str, str]]:

@@ -42,8 +42,11 @@ def stream_cases(
 ) -> Iterator[StoredCase]:
     if conn.dialect.name == "sqlite":
         db = conn.connection.driver_connection
+        fields = sqlite_fast.case_fields
         for raw in sqlite_fast.case_rows(db, case_id, first, last, BATCH):  # type: ignore[arg-type]
-            yield StoredCase(**sqlite_fast.case_fields(raw))
+            case = StoredCase.__new__(StoredCase)  # every field given: no per-field setattr
+            case.__dict__.update(fields(raw))
+            yield case
         return
     query = _ids(select(cases_t).order_by(cases_t.c.id), cases_t.c.id, case_id, first, last)
     for row in conn.execution_options(yield_per=BATCH).execute(query):

@@ -321,6 +321,11 @@ def record_regions(ctx: Context) -> tuple[JSON, JSON]:
     return dict(ctx.facts), {"regions": list(ctx.regions)}
 
 
+FACTS_KEPT: frozenset[str] = frozenset({"record_regions"})
+"""Effects that only annotate: the facts they return equal ``ctx.facts`` (tested), so a
+snapshot, which rebuilds facts and not annotations, may skip the steps that have no other."""
+
+
 @effect
 def record_opinion(ctx: Context) -> tuple[JSON, JSON]:
     # New dicts along the path written, the rest shared: ``ctx.facts`` is never mutated.

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ti_workflow.domain.events import Event, canonical_json
+from ti_workflow.domain.events import Event, canonical_json, load_json
 
 _SELECT = (
     "SELECT id, workflow, definition_version, campaign_id, state, title, owner_email, data, "
@@ -63,9 +63,9 @@ def case_fields(row: Sequence[Any]) -> dict[str, Any]:
         "state": row[4],
         "title": row[5],
         "owner_email": row[6],
-        "data": json.loads(row[7]) if row[7] else {},
-        "facts": json.loads(row[8]) if row[8] else {},
-        "regions": tuple(json.loads(row[9]) if row[9] else ()),
+        "data": load_json(row[7]) if row[7] else {},
+        "facts": load_json(row[8]) if row[8] else {},
+        "regions": tuple(load_json(row[9]) if row[9] else ()),
         "version": row[10],
         "last_seq": row[11],
         "head_hash": row[12],
