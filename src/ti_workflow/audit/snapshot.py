@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -42,9 +43,10 @@ class CaseAt:
         if self.case is None:
             return {"at": self.at.isoformat(), "exists": False}
         c = self.case
+        at, at_paris = _spellings(self.at)
         body: dict[str, Any] = {
-            "at": self.at.isoformat(),
-            "at_paris": paris(self.at).isoformat(),
+            "at": at,
+            "at_paris": at_paris,
             "exists": True,
             "id": c.case_id,
             "title": c.title,
@@ -61,6 +63,12 @@ class CaseAt:
             body["data"] = c.data
             body["facts"] = c.facts
         return body
+
+
+@lru_cache(maxsize=16)
+def _spellings(at: datetime) -> tuple[str, str]:
+    """The instant as given and in Paris time: the same for every case of a snapshot."""
+    return at.isoformat(), paris(at).isoformat()
 
 
 def parse_at(text: str, option: str = "--at") -> datetime:
