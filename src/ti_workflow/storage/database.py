@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -87,8 +88,49 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_BATCH: ContextVar[Connection | None] = ContextVar("ti_workflow_batch", default=None)
+"""The transaction of the batch this thread is running, if any (see :func:`batch`)."""
+
+
+def _batch_of(engine: Engine) -> Connection | None:
+    conn = _BATCH.get()
+    return conn if conn is not None and conn.engine is engine else None
+
+
+@contextmanager
+def batch(engine: Engine) -> Iterator[Connection]:
+    """One transaction for several commands (group commit: one durable COMMIT for all).
+
+    While it is open, :func:`transaction` in this thread is a SAVEPOINT inside it, so a
+    command that fails undoes only its own writes, and :func:`read` reads through it,
+    so a command sees the commands before it. Nothing is durable before the end of the
+    block: callers answer each command only after it."""
+    with engine.begin() as conn:
+        token = _BATCH.set(conn)
+        try:
+            yield conn
+        finally:
+            _BATCH.reset(token)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: its own, or a SAVEPOINT within the running :func:`batch`."""
+    outer = _batch_of(engine)
+    if outer is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with outer.begin_nested():
+        yield outer
+
+
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
+    outer = _batch_of(engine)
+    if outer is not None:
+        yield outer
+        return
     with engine.connect().execution_options(readonly=True) as conn, conn.begin():
         yield conn
 
