@@ -211,18 +211,27 @@ async def load(
     cases: list[tuple[int, str]],
     clients: int,
     max_s: float,
+    warmup: int = 10,
 ) -> dict[str, Any]:
+    """Drive ``cases`` (after ``warmup`` of them, untimed) through STEPS from ``clients``
+    concurrent connections: the timed fires' rate and latency percentiles."""
     host, port = base.removeprefix("http://").split(":")
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
-    for case in cases:
-        queue.put_nowait(case)
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
     errors: dict[int | str, int] = {}
     samples: dict[int, str] = {}
     deadline = time.perf_counter() + max_s
     conns = [await Connection.open(host, int(port)) for _ in range(clients)]
     for conn in conns:  # one warm-up request per connection, not timed
         await conn.request("GET", "/v1/health")
+    warm, cases = cases[:warmup], cases[warmup:]
+    for cid, region in warm:  # the fire path once per step, untimed (templates, caches)
+        for trigger, who, payload in STEPS:
+            token = toks[f"{who}:{region}"] if who in REGIONAL else toks[who]
+            await conns[0].request("POST", f"/v1/cases/{cid}/triggers/{trigger}", token, payload)
+    for case in cases:
+        queue.put_nowait(case)
 
     async def worker(conn: Connection) -> None:
         while time.perf_counter() < deadline:
@@ -242,6 +251,7 @@ async def load(
                     errors[name] = errors.get(name, 0) + 1
                     return
                 latencies.append(time.perf_counter() - t0)
+                timeline.append((t0, latencies[-1]))
                 if status != 200:
                     errors[status] = errors.get(status, 0) + 1
                     samples.setdefault(status, f"{trigger}: {body[:300]!r}")
@@ -264,6 +274,7 @@ async def load(
         "client_cpu_ms": cpu / max(1, len(latencies)) * 1000,
         "errors": errors,
         "error_samples": samples,
+        "timeline": timeline,
     }
 
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from ti_workflow.engine import Engine
-from ti_workflow.storage.database import batch
+from ti_workflow.storage.database import batch, savepoint
 
 T = TypeVar("T")
 MAX_BATCH = 64
@@ -150,7 +150,7 @@ class SerialWriter:
             with self._lock or nullcontext(), batch(self._db) as conn:
                 for fn, _, _ in items:
                     try:
-                        with conn.begin_nested():
+                        with savepoint(conn):
                             outcomes.append((fn(), None))
                     except Exception as exc:  # this write's own failure, undone alone
                         outcomes.append((None, exc))

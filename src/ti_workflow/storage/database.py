@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -88,6 +89,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_SAVEPOINTS = itertools.count(1)
 _BATCH: ContextVar[Connection | None] = ContextVar("ti_workflow_batch", default=None)
 """The transaction of the batch this thread is running, if any (see :func:`batch`)."""
 
@@ -121,8 +123,31 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    with outer.begin_nested():
+    with savepoint(outer):
         yield outer
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """A SAVEPOINT: released on success, rolled back to (then released) on an exception.
+
+    On SQLite it is plain SQL on the driver connection, under SQLAlchemy's transaction
+    (which cannot be ended from inside it), at a tenth of the cost of ``begin_nested``."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin_nested():
+            yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    name = f"tiw_{next(_SAVEPOINTS)}"
+    driver.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        driver.execute(f"ROLLBACK TO {name}")
+        driver.execute(f"RELEASE {name}")
+        raise
+    driver.execute(f"RELEASE {name}")
 
 
 @contextmanager
