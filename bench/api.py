@@ -8,12 +8,19 @@ by the regional council and the State services of region 84): fires per second a
 p50/p99 latency. The same 5 fires are run in-process through ``Engine.fire`` on an
 identically seeded database, and ``bench/fire_throughput.py``'s own engine loop
 (its function, unchanged) gives the reference in-process rate, all in the same run.
-SQLite (one worker) and PostgreSQL (``--workers`` processes). Bounded in count
-(``--cases``) and time (``--max-seconds`` per load run); loopback only.
+SQLite with one worker and with ``--workers`` processes (they take turns to write
+through a lock file), then fewer clients (``--sweep``) to show the latency at lower
+concurrency, and PostgreSQL with ``--workers`` processes. Each run has its own
+database. The framework's floor (``GET /v1/health``, no database) is measured at the
+same concurrency. Bounded in count (``--cases``) and time (``--max-seconds`` per load
+run); loopback only. The load generator is a minimal HTTP/1.1 client on asyncio
+streams (httpx would take ~3.8 ms of CPU per request from the server's two cores).
 
 Targets (issue 5): HTTP >= 0.3 x in-process rate, p99 < 50 ms at 50 clients on SQLite.
+Exit status 1 when a target is missed.
 
-    .venv/bin/python bench/api.py [--cases 300] [--clients 50] [--workers 2] [--no-pg]
+    .venv/bin/python bench/api.py [--cases 250] [--clients 50] [--workers 2] [--sweep 5,10,20]
+                                  [--no-pg] [--no-sqlite]
 """
 
 from __future__ import annotations
@@ -104,14 +111,14 @@ def tokens(url: str, regions: set[str]) -> dict[str, str]:
     """One user and token per national role, and per regional body of each region."""
     engine = open_engine(Settings.from_env(db_url=url))
     now = datetime.now(UTC)
-    users = {name: (role, None) for name, role in NATIONAL.items()}
+    users: dict[str, tuple[str, str | None]] = {n: (r, None) for n, r in NATIONAL.items()}
     for region in regions:
         users.update({f"{name}:{region}": (role, region) for name, role in REGIONAL.items()})
     out = {}
-    for name, (role, region) in users.items():
+    for name, (role, body_region) in users.items():
         login = f"bench-{name.replace(':', '-')}-{uuid.uuid4().hex[:6]}"
         email = EMAIL if role == "candidate" else None
-        accounts.add_user(engine.db, login, role, now, region, email)
+        accounts.add_user(engine.db, login, role, now, body_region, email)
         out[name] = accounts.create_token(engine.db, login, now)[0]
     engine.db.dispose()
     return out
@@ -295,9 +302,42 @@ def server_cpu(server: subprocess.Popen[bytes]) -> float:
     return total
 
 
+async def floor(base: str, clients: int, requests: int) -> dict[str, Any]:
+    """The framework alone: ``GET /v1/health`` (no database, no auth) from ``clients``
+    connections; what any route costs before it does anything."""
+    host, port = base.removeprefix("http://").split(":")
+    conns = [await Connection.open(host, int(port)) for _ in range(clients)]
+    for conn in conns:
+        await conn.request("GET", "/v1/health")
+    latencies: list[float] = []
+    left = iter(range(requests))
+
+    async def worker(conn: Connection) -> None:
+        for _ in left:
+            t0 = time.perf_counter()
+            await conn.request("GET", "/v1/health")
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(conn) for conn in conns))
+    elapsed = time.perf_counter() - t0
+    for conn in conns:
+        conn.close()
+    q = statistics.quantiles(sorted(latencies), n=100)
+    return {"rate": len(latencies) / elapsed, "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+
+
 def run_backend(
-    name: str, url: str, cases: int, clients: int, workers: int, max_s: float
+    name: str,
+    url: str,
+    cases: int,
+    clients: int,
+    workers: int,
+    max_s: float,
+    with_floor: bool = False,
 ) -> dict[str, Any]:
+    """Seed ``url``, measure the in-process rate on half the cases, then serve it with
+    ``workers`` processes and drive the other half over HTTP."""
     cases = min(cases, len(PAIRS) // 2)  # HTTP and in-process cases: distinct perimeters
     http_cases = seed(url, cases)
     local_cases = seed(url, cases, offset=cases)
@@ -308,10 +348,12 @@ def run_backend(
         cpu0 = server_cpu(server)
         result = asyncio.run(load(base, toks, http_cases, clients, max_s))
         result["server_cpu_ms"] = (server_cpu(server) - cpu0) / max(1, result["fires"]) * 1000
+        if with_floor:
+            result["floor"] = asyncio.run(floor(base, clients, 5_000))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    result.update(backend=name, workers=workers, in_process=rate_local)
+    result.update(backend=name, workers=workers, clients=clients, in_process=rate_local)
     return result
 
 
@@ -335,7 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", type=int, default=250, help="cases per load run (5 fires each; at most 299)"
     )
     parser.add_argument("--clients", type=int, default=50, help="concurrent HTTP clients")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn workers (SQLite also runs with 1)"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[5, 10, 20],
+        help="other client counts to run on SQLite with --workers (comma-separated)",
+    )
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound per load run")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
@@ -357,11 +407,22 @@ def main(argv: list[str] | None = None) -> int:
         reference = reference_rate(workdir, args.cases)
         print(f"fire_throughput engine as shipped (in-process, SQLite): {reference:,.0f} fires/s")
         if not args.no_sqlite:
-            sqlite_url = f"sqlite:///{workdir / 'api.db'}"
-            initialise(Settings.from_env(db_url=sqlite_url))
-            results.append(
-                run_backend("sqlite", sqlite_url, args.cases, args.clients, 1, args.max_seconds)
-            )
+            runs = [(args.clients, w) for w in sorted({1, args.workers})]
+            runs += [(c, args.workers) for c in args.sweep if c != args.clients]
+            for n, (clients, workers) in enumerate(runs):
+                sqlite_url = f"sqlite:///{workdir / f'api-{n}.db'}"
+                initialise(Settings.from_env(db_url=sqlite_url))
+                results.append(
+                    run_backend(
+                        "sqlite",
+                        sqlite_url,
+                        args.cases,
+                        clients,
+                        workers,
+                        args.max_seconds,
+                        with_floor=n == 0,
+                    )
+                )
         if not args.no_pg:
             name = f"ti_bench_{uuid.uuid4().hex[:8]}"
             admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -387,30 +448,39 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
-        f"\n{'backend':<11}{'workers':>8}{'fires':>7}{'HTTP/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'max ms':>8}{'srv CPU ms':>11}{'cli CPU ms':>11}{'in-proc/s':>11}{'ratio':>7}"
-        f"{'ratio ft':>9}  errors"
+        f"\n{'backend':<11}{'workers':>8}{'clients':>8}{'fires':>7}{'HTTP/s':>9}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'max ms':>8}{'srv CPU ms':>11}{'cli CPU ms':>11}{'in-proc/s':>11}"
+        f"{'ratio':>7}{'ratio ft':>9}  errors"
     )
     for r in results:
         print(
-            f"{r['backend']:<11}{r['workers']:>8}{r['fires']:>7}{r['rate']:>9.0f}"
-            f"{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
+            f"{r['backend']:<11}{r['workers']:>8}{r['clients']:>8}{r['fires']:>7}"
+            f"{r['rate']:>9.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
             f"{r['server_cpu_ms']:>11.2f}{r['client_cpu_ms']:>11.2f}{r['in_process']:>11.0f}"
             f"{r['rate'] / r['in_process']:>7.2f}{r['rate'] / reference:>9.2f}  "
             f"{r['errors'] or '-'}"
         )
         for status, sample in r["error_samples"].items():
             print(f"    {status}: {sample}")
-    sqlite = results[0]
-    if sqlite["backend"] != "sqlite":
+    for r in results:
+        if "floor" in r:
+            f = r["floor"]
+            print(
+                f"\nframework floor (GET /v1/health, {r['clients']} clients, {r['workers']} "
+                f"worker): {f['rate']:,.0f} req/s, p50 {f['p50_ms']:.1f} ms, "
+                f"p99 {f['p99_ms']:.1f} ms"
+            )
+    if not results or results[0]["backend"] != "sqlite":
         return 0
+    at_target = [r for r in results if r["backend"] == "sqlite" and r["clients"] == args.clients]
+    best = max(at_target, key=lambda r: r["rate"])
+    ratio = best["rate"] / best["in_process"]
     print(
-        f"\ntarget SQLite: ratio >= 0.3 -> {sqlite['rate'] / sqlite['in_process']:.2f} "
-        f"({'met' if sqlite['rate'] / sqlite['in_process'] >= 0.3 else 'NOT met'}); "
-        f"p99 < 50 ms -> {sqlite['p99_ms']:.1f} ms "
-        f"({'met' if sqlite['p99_ms'] < 50 else 'NOT met'})"
+        f"\ntarget SQLite, {args.clients} clients ({best['workers']} worker(s)): "
+        f"ratio >= 0.3 -> {ratio:.2f} ({'met' if ratio >= 0.3 else 'NOT met'}); "
+        f"p99 < 50 ms -> {best['p99_ms']:.1f} ms ({'met' if best['p99_ms'] < 50 else 'NOT met'})"
     )
-    return 0
+    return 0 if ratio >= 0.3 and best["p99_ms"] < 50 else 1
 
 
 if __name__ == "__main__":
