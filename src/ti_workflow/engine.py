@@ -42,7 +42,7 @@ from ti_workflow.errors import (
     UnknownTrigger,
 )
 from ti_workflow.storage import repository as repo
-from ti_workflow.storage.database import read
+from ti_workflow.storage.database import read, transaction
 from ti_workflow.storage.repository import CaseFilter, StoredCase
 
 MAX_AUTOMATIC_STEPS = 20
@@ -159,7 +159,7 @@ class Engine:
         form = FORMS[definition.form]
         clean = form.parse(data)
         now = self.clock.now()
-        with self.db.begin() as conn:
+        with transaction(self.db) as conn:
             regions = self._regions(conn, form, workflow, clean)
             case_id = repo.insert_case(
                 conn,
@@ -197,7 +197,7 @@ class Engine:
         self, case_id: int, data: Any, actor: Actor, expected_version: int | None = None
     ) -> StoredCase:
         now = self.clock.now()
-        with self.db.begin() as conn:
+        with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
             definition = self.catalog.definition(case.definition_version)
             if actor.role != CANDIDATE:
@@ -237,7 +237,7 @@ class Engine:
         expected_version: int | None = None,
     ) -> FireResult:
         now = self.clock.now()
-        with self.db.begin() as conn:
+        with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
             extra = self._extra(conn, case, trigger)
             new_events, state, facts = self._plan(case, trigger, actor, payload or {}, now, extra)

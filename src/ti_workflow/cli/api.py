@@ -47,7 +47,10 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", min=1, max=64, help="Processes (use PostgreSQL for more than 1)."
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes; on SQLite they take turns to write (a lock file beside it).",
         ),
     ] = 1,
     db: DbOpt = None,
@@ -57,11 +60,6 @@ def serve(
     import uvicorn
 
     s = settings(db)
-    if workers > 1 and s.db_url.startswith("sqlite"):
-        raise InvalidData(
-            "options",
-            [FieldError("--workers", "several workers need PostgreSQL; SQLite takes one writer")],
-        )
     # Store new definition or campaign versions once, here, rather than racing in N workers;
     # this also refuses at once a database that is unreachable or not initialised.
     open_engine(s).db.dispose()

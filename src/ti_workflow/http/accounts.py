@@ -12,7 +12,8 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -276,22 +277,49 @@ _AUTH = (
 )
 
 
+_AUTH_SQLITE = (
+    "SELECT u.id, u.name, u.role, u.region, u.email, u.created_at, u.disabled_at, "
+    "t.expires_at, t.revoked_at FROM api_tokens t JOIN api_users u ON u.id = t.user_id "
+    "WHERE t.token_hash = ?"
+)
+
+
+def _token_row(db: Engine, token_hash: str) -> dict[str, Any] | None:
+    """The user and token columns for a token hash: on every request, so on SQLite one
+    statement on a pooled driver connection, without SQLAlchemy's per-statement layers."""
+    if db.dialect.name != "sqlite":
+        with read(db) as conn:
+            row = conn.execute(_AUTH, {"h": token_hash}).first()
+        return None if row is None else dict(row._mapping)
+    raw = db.raw_connection()
+    try:
+        found = raw.driver_connection.execute(_AUTH_SQLITE, (token_hash,)).fetchone()  # type: ignore[union-attr]
+    finally:
+        raw.close()
+    if found is None:
+        return None
+    names = ("id", "name", "role", "region", "email", "created_at", "disabled_at")
+    m = dict(zip((*names, "expires_at", "revoked_at"), found, strict=True))
+    for column in ("created_at", "disabled_at", "expires_at", "revoked_at"):
+        if m[column] is not None:
+            m[column] = datetime.fromisoformat(m[column]).replace(tzinfo=UTC)
+    return m
+
+
 def authenticate(db: Engine, secret: str, now: datetime) -> User:
     """The user behind a bearer token, or :class:`Unauthenticated` saying why not."""
     if not secret.startswith(TOKEN_PREFIX):
         raise Unauthenticated("malformed token (API tokens start with 'tiw_')")
-    with read(db) as conn:
-        row = conn.execute(_AUTH, {"h": hash_token(secret)}).first()
-    if row is None:
+    m = _token_row(db, hash_token(secret))
+    if m is None:
         raise Unauthenticated("unknown token")
-    m = row._mapping
     if m["revoked_at"] is not None:
         raise Unauthenticated("this token was revoked")
     if m["expires_at"] is not None and utc(m["expires_at"]) <= now:
         raise Unauthenticated("this token has expired")
     if m["disabled_at"] is not None or m["role"] == SYSTEM:
         raise Unauthenticated("this user may not use the API")
-    return _user(row)
+    return User(m["id"], m["name"], m["role"], m["region"], m["email"], utc(m["created_at"]))
 
 
 def refusals(db: Engine, limit: int, user_name: str | None = None) -> list[dict[str, object]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -18,7 +19,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ti_workflow.clock import Clock, SystemClock
@@ -30,6 +30,7 @@ from ti_workflow.http.limits import DEFAULT_LIMIT, BodyLimit, Scope
 from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
 from ti_workflow.http.routes import audit, campaigns, cases, system
 from ti_workflow.http.validation import describe_validation
+from ti_workflow.http.writer import run_write, writer_for
 
 API_VERSION = "1.0.0"
 DEFAULT_THREADS = 16
@@ -61,7 +62,10 @@ def create_app(
         # Fewer request threads than anyio's 40: writes are serialised by the database
         # anyway, and fewer threads contending for the GIL keep the writer fast.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        yield
+        try:
+            yield
+        finally:
+            app.state.writer.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -73,6 +77,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.writer = writer_for(engine)
     app.state.auth_clock = auth_clock or SystemClock()
     if idempotency.hook not in engine.hooks:
         engine.hooks.append(idempotency.hook)
@@ -81,16 +86,20 @@ def create_app(
     _install_handlers(app, engine)
 
     async def on_refusal(scope: Scope, status: int, slug: str) -> None:
-        await run_in_threadpool(
-            record_refusal,
+        await run_write(
             engine,
-            method=scope["method"],
-            path=scope["path"],
-            status=status,
-            problem=slug,
-            user=None,
-            case_id=None,
-            detail="refused before reading the body",
+            app.state.writer,
+            partial(
+                record_refusal,
+                engine,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                problem=slug,
+                user=None,
+                case_id=None,
+                detail="refused before reading the body",
+            ),
         )
 
     app.add_middleware(BodyLimit, limit=body_limit, on_refusal=on_refusal)
@@ -114,16 +123,20 @@ def _install_handlers(app: FastAPI, engine: Engine) -> None:
     async def refuse(request: Request, body: dict[str, Any], **headers: str) -> JSONResponse:
         raw = str(request.path_params.get("case_id", ""))
         case_id = int(raw) if raw.isdigit() and len(raw) < 10 else None
-        await run_in_threadpool(
-            record_refusal,
+        await run_write(
             engine,
-            method=request.method,
-            path=request.url.path,
-            status=body["status"],
-            problem=body["type"].rsplit(":", 1)[-1],
-            user=getattr(request.state, "user", None),
-            case_id=case_id,
-            detail=body["detail"],
+            app.state.writer,
+            partial(
+                record_refusal,
+                engine,
+                method=request.method,
+                path=request.url.path,
+                status=body["status"],
+                problem=body["type"].rsplit(":", 1)[-1],
+                user=getattr(request.state, "user", None),
+                case_id=case_id,
+                detail=body["detail"],
+            ),
         )
         return _respond(body, {k.replace("_", "-"): v for k, v in headers.items()} or None)
 

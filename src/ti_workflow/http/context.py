@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +16,10 @@ from ti_workflow.engine import Engine
 from ti_workflow.http.accounts import User, authenticate
 from ti_workflow.http.errors import Unauthenticated
 from ti_workflow.http.tables import ApiAccessLogRow
+from ti_workflow.http.writer import run_write
+from ti_workflow.storage.database import transaction
+
+T = TypeVar("T")
 
 log = logging.getLogger("ti_workflow.http")
 access_log = ApiAccessLogRow.__table__  # type: ignore[attr-defined]
@@ -33,41 +36,9 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
-class FifoLock:
-    """Writers served in arrival order: ``threading.Lock`` is not fair, and a writer
-    overtaken again and again is what makes the latency tail (p99) long."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self._serving = 0
-
-    def __enter__(self) -> None:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving:
-                self._cond.wait()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
-
-
-_SQLITE_WRITES = FifoLock()
-
-
-def write_lock(engine: Engine) -> AbstractContextManager[object]:
-    """SQLite takes one writer at a time: queue writers on a lock, not in SQLite's busy loop.
-
-    SQLite's busy handler sleeps up to 100 ms between retries, which dominates the
-    latency of concurrent writes; a Python lock wakes the next writer at once.
-    Several processes on one SQLite file still fall back to the busy handler.
-    """
-    if engine.db.dialect.name == "sqlite":
-        return _SQLITE_WRITES
-    return nullcontext()
+async def write(request: Request, fn: Callable[[], T]) -> T:
+    """Run a write where this database wants it (see :mod:`ti_workflow.http.writer`)."""
+    return await run_write(engine_of(request), request.app.state.writer, fn)
 
 
 def auth_clock(request: Request) -> Clock:
@@ -107,7 +78,7 @@ def record_refusal(
 ) -> None:
     """Keep a row per refusal; a failure to log never hides the refusal itself."""
     try:
-        with write_lock(engine), engine.db.begin() as conn:
+        with transaction(engine.db) as conn:
             conn.execute(
                 insert(access_log),
                 {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -87,8 +89,73 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_SAVEPOINTS = itertools.count(1)
+_BATCH: ContextVar[Connection | None] = ContextVar("ti_workflow_batch", default=None)
+"""The transaction of the batch this thread is running, if any (see :func:`batch`)."""
+
+
+def _batch_of(engine: Engine) -> Connection | None:
+    conn = _BATCH.get()
+    return conn if conn is not None and conn.engine is engine else None
+
+
+@contextmanager
+def batch(engine: Engine) -> Iterator[Connection]:
+    """One transaction for several commands (group commit: one durable COMMIT for all).
+
+    While it is open, :func:`transaction` in this thread is a SAVEPOINT inside it, so a
+    command that fails undoes only its own writes, and :func:`read` reads through it,
+    so a command sees the commands before it. Nothing is durable before the end of the
+    block: callers answer each command only after it."""
+    with engine.begin() as conn:
+        token = _BATCH.set(conn)
+        try:
+            yield conn
+        finally:
+            _BATCH.reset(token)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: its own, or a SAVEPOINT within the running :func:`batch`."""
+    outer = _batch_of(engine)
+    if outer is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with savepoint(outer):
+        yield outer
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """A SAVEPOINT: released on success, rolled back to (then released) on an exception.
+
+    On SQLite it is plain SQL on the driver connection, under SQLAlchemy's transaction
+    (which cannot be ended from inside it), at a tenth of the cost of ``begin_nested``."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin_nested():
+            yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    name = f"tiw_{next(_SAVEPOINTS)}"
+    driver.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        driver.execute(f"ROLLBACK TO {name}")
+        driver.execute(f"RELEASE {name}")
+        raise
+    driver.execute(f"RELEASE {name}")
+
+
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
+    outer = _batch_of(engine)
+    if outer is not None:
+        yield outer
+        return
     with engine.connect().execution_options(readonly=True) as conn, conn.begin():
         yield conn
 

@@ -49,22 +49,23 @@ def create_territory(
     now: datetime,
 ) -> None:
     conn.execute(
-        insert(territories_t).values(
-            id=territory_id,
-            campaign_id=campaign_id,
-            labelled_on=labelled_on,
-            source=source,
-            case_id=case_id,
-            created_at=now,
-        )
+        insert(territories_t),
+        {
+            "id": territory_id,
+            "campaign_id": campaign_id,
+            "labelled_on": labelled_on,
+            "source": source,
+            "case_id": case_id,
+            "created_at": now,
+        },
     )
     dated = {"territory_id": territory_id, "valid_from": labelled_on, "case_id": case_id}
-    conn.execute(insert(names_t).values(name=name, **dated))
+    conn.execute(insert(names_t), {"name": name, **dated})
     if members:
         conn.execute(_INSERT_MEMBER, [{"siren": s, **dated} for s in members])
     if governance is not None:
         conn.execute(
-            insert(governance_t).values(members=governance, justification=justification, **dated)
+            insert(governance_t), {"members": governance, "justification": justification, **dated}
         )
 
 

@@ -18,7 +18,7 @@ from ti_workflow.engine import Change, Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 from ti_workflow.http import idempotency as idem
 from ti_workflow.http.accounts import User
-from ti_workflow.http.context import Caller, engine_of, write_lock
+from ti_workflow.http.context import Caller, engine_of, write
 from ti_workflow.http.errors import IdempotentReplay
 from ti_workflow.http.problems import error_responses
 from ti_workflow.http.schemas import (
@@ -94,16 +94,14 @@ def _write(
     """Run a write once per ``Idempotency-Key``; replay its response on a retry."""
     engine = engine_of(request)
     if key is None:
-        with write_lock(engine):
-            return _case_response(act(), status)
+        return _case_response(act(), status)
     db = engine.db
     fp = idem.fingerprint(request.method, request.url.path, request_body)
     stored = idem.lookup(db, user.id, idem.check_key(key), fp)
     if stored is None:
         token = idem.PENDING.set(idem.Pending(user.id, key, fp, status, render))
         try:
-            with write_lock(engine):
-                return _case_response(act(), status)
+            return _case_response(act(), status)
         except IdempotentReplay:
             stored = idem.lookup(db, user.id, key, fp)
         except TiWorkflowError:
@@ -128,7 +126,7 @@ def _fire_view(change: Change) -> dict[str, Any]:
     responses=WRITES,
     summary="Create a candidacy draft (candidates only)",
 )
-def create_case(
+async def create_case(
     request: Request, body: CreateCase, user: Caller, idempotency_key: IdemKey = None
 ) -> JSONResponse:
     check_sirens(body.data, "data.")
@@ -139,14 +137,12 @@ def create_case(
     def act() -> dict[str, Any]:
         return case_view(engine.create_case(body.workflow, body.campaign, data, user.actor))
 
-    return _write(
+    snapshot = body.model_dump(mode="json")
+    return await write(
         request,
-        user,
-        idempotency_key,
-        body.model_dump(mode="json"),
-        201,
-        lambda change: case_view(change.case),
-        act,
+        lambda: _write(
+            request, user, idempotency_key, snapshot, 201, lambda c: case_view(c.case), act
+        ),
     )
 
 
@@ -232,7 +228,7 @@ def get_case(request: Request, case_id: CaseId, user: Caller) -> JSONResponse:
     responses=WRITES,
     summary="Replace the draft's candidacy file (its candidate, in draft only)",
 )
-def update_data(
+async def update_data(
     request: Request,
     case_id: CaseId,
     user: Caller,
@@ -248,8 +244,11 @@ def update_data(
     def act() -> dict[str, Any]:
         return case_view(engine.update_data(case_id, clean, user.actor, expected))
 
-    return _write(
-        request, user, idempotency_key, clean, 200, lambda change: case_view(change.case), act
+    return await write(
+        request,
+        lambda: _write(
+            request, user, idempotency_key, clean, 200, lambda c: case_view(c.case), act
+        ),
     )
 
 
@@ -259,7 +258,7 @@ def update_data(
     responses=WRITES,
     summary="Fire a trigger on a case, with its payload",
 )
-def fire(
+async def fire(
     request: Request,
     case_id: CaseId,
     trigger: Annotated[str, Path(max_length=100, examples=["submit", "give_opinion", "label"])],
@@ -283,7 +282,9 @@ def fire(
         result = engine.fire(case_id, trigger, user.actor, body, expected)
         return {"case": case_view(result.case), "events": [event_view(e) for e in result.events]}
 
-    return _write(request, user, idempotency_key, body, 200, _fire_view, act)
+    return await write(
+        request, lambda: _write(request, user, idempotency_key, body, 200, _fire_view, act)
+    )
 
 
 @router.get(
