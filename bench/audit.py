@@ -223,7 +223,8 @@ def main() -> None:
                         f"{int(r['n']):>9,} events in {r['seconds']:6.1f} s = "
                         f"{rate:>9,.0f} events/s ({rate / 150_000:.2f} x target 150,000), "
                         f"{r['n'] / r['cpu_seconds']:,.0f} events per CPU-second "
-                        f"({r['cpu_seconds']:.1f} CPU-s); peak RSS {r['rss_peak_mb']:.0f} MB per process "
+                        f"({r['cpu_seconds']:.1f} CPU-s); "
+                        f"peak RSS {r['rss_peak_mb']:.0f} MB per process "
                         f"(at start {r['rss_before_mb']:.0f}); load {load:.1f}",
                         flush=True,
                     )
