@@ -230,3 +230,20 @@ def test_outbox_messages_must_belong_to_an_event(
     assert [(f.case_id, f.seq, f.code) for f in report.findings] == [
         (run.ids["labelled"], 99, "orphan_message")
     ]
+
+
+def test_cli_verify_in_two_processes_names_the_case_and_event(
+    campaign_db: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "copy.db"
+    shutil.copy(campaign_db, db)
+    engine = open_engine(Settings(db_url=f"sqlite:///{db}"), SimulatedClock(paris("2023-12-01")))
+    run = Campaign(
+        engine, ids={"labelled": 1, "rejected": 2, "draft": 3, "withdrawn": 4, "interregional": 5}
+    )
+    case_id, seq, code = swap_events(engine, run)  # case 5: the second range of two
+    engine.db.dispose()
+    result = cli(db, "audit", "verify", "--workers", "2")
+    assert result.returncode == 1
+    assert f"case {case_id}, event #{seq}: [{code}]" in result.stderr, result.stderr
+    assert "case 1" not in result.stderr and "case 4" not in result.stderr
