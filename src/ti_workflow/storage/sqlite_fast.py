@@ -45,7 +45,10 @@ def sqlite_datetime(instant: datetime) -> str:
 
 
 def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    if len(text) == 26 and text[10] == " ":  # as written: UTC without an offset
+        return datetime.fromisoformat(text + "+00:00")  # a sixth of .replace(tzinfo=UTC)
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def select_case(db: sqlite3.Connection, case_id: int) -> dict[str, Any] | None:
