@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy import Engine as SqlEngine
 
 from ti_workflow.audit.fast import ChainLink, HashedEvent, chain_links, hashed_events
 from ti_workflow.audit.replay import Finding, ReplayedCase, Replayer
@@ -29,7 +30,7 @@ from ti_workflow.audit.store import (
     stream_heads,
 )
 from ti_workflow.engine import Catalog, Engine
-from ti_workflow.storage.database import read
+from ti_workflow.storage.database import make_engine, read
 from ti_workflow.storage.repository import StoredCase
 
 Progress = Callable[[int], None]
@@ -85,9 +86,11 @@ def verify(
             from ti_workflow.errors import NotFound
 
             raise NotFound("case", case_id)
-        ranges = split(conn, 1 if case_id is not None else workers)
+        # Workers open their own connections: an in-memory database would be a new, empty one.
+        alone = case_id is not None or engine.db.url.database in (None, "", ":memory:")
+        ranges = split(conn, 1 if alone else workers)
     if len(ranges) == 1:
-        report = verify_range(engine, case_id, None, None, quick, progress)
+        report = verify_range(engine.db, engine.catalog, case_id, None, None, quick, progress)
     else:
         report = parallel(engine, ranges, quick, progress)
     with read(engine.db) as conn:
@@ -104,7 +107,8 @@ def verify(
 
 
 def verify_range(
-    engine: Engine,
+    db: SqlEngine,
+    catalog: Catalog,
     case_id: int | None,
     first: int | None,
     last: int | None,
@@ -113,8 +117,7 @@ def verify_range(
 ) -> VerifyReport:
     """Chains (and, unless ``quick``, replays) of one case or of the ids ``first..last``."""
     report = VerifyReport()
-    catalog = engine.catalog
-    with read(engine.db) as conn:
+    with read(db) as conn:
         if quick:
             links = _by_case(chain_links(conn, case_id, first, last), itemgetter(0))
             heads = stream_heads(conn, case_id, first, last)
@@ -212,7 +215,10 @@ def parallel(
 def _worker(
     engine: Engine, first: int | None, last: int | None, quick: bool, send: Connection_
 ) -> None:
-    engine.db.dispose(close=False)  # the parent's pooled connections are not ours
+    # A connection of its own: the pooled ones were forked with the parent's and are never
+    # touched here (not even closed: SQLite connections must not cross a fork; the worker
+    # ends with os._exit, which frees nothing).
+    db = make_engine(engine.db.url.render_as_string(hide_password=False))
     pending = 0
 
     def report_progress(n: int) -> None:
@@ -223,7 +229,7 @@ def _worker(
             pending = 0
 
     try:
-        report = verify_range(engine, None, first, last, quick, report_progress)
+        report = verify_range(db, engine.catalog, None, first, last, quick, report_progress)
         if pending:
             send.send(("progress", pending))
         send.send(("done", report))
