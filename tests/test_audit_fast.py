@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from conftest import AUDITOR, EngineFactory, paris
-from ti_workflow.audit.fast import hashed_events
+from ti_workflow.audit.fast import canonical_body, hashed_events
 from ti_workflow.audit.replay import Replayer, _fast_context
 from ti_workflow.audit.snapshot import snapshot, states_at
 from ti_workflow.audit.store import stream_events
 from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
-from ti_workflow.domain.events import canonical_json, load_json
+from ti_workflow.domain.events import canonical_json, iso_utc, load_json
 from ti_workflow.domain.rules import EFFECTS, FACTS_KEPT, Context
 from ti_workflow.engine import Engine
 from ti_workflow.storage.database import read
@@ -177,6 +177,8 @@ def test_events_store_the_canonical_text_their_hash_covers(
     assert rows and all(canonical_json(json.loads(t)) == t for row in rows for t in row)
     assert any("é" in row[0] for row in rows), "UTF-8 text, not \\u escapes"
     assert all(e.hash == digest for e, digest in pairs)
+    for e, _ in pairs:  # the body assembled field by field is the canonical JSON, byte for byte
+        assert canonical_body(e, iso_utc(e.at)) == canonical_json(e.body())
 
 
 def test_rows_in_the_earlier_spelling_still_verify_and_edits_are_caught(

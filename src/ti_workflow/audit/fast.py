@@ -5,10 +5,11 @@ stores ``payload`` and ``annotations`` as their canonical JSON, the very text th
 covers (``storage/sqlite_fast.py``), so the canonical body is assembled around the
 stored text, in sorted-key order, without parsing or re-encoding it: one string and one
 SHA-256 per event. Rows whose stored text is not canonical (written by ``json.dumps``
-before that, by PostgreSQL, or edited by hand) fail that first hash; their JSON is then
-parsed and re-encoded canonically, and that hash decides, exactly as before. A stored
-hash that matches its stored text proves that this text is what was hashed: only a
-forger recomputing hashes could make the two disagree, which is what checkpoints catch.
+before that, or edited by hand) fail that first hash; their JSON is then parsed and
+re-encoded canonically, and that hash decides, exactly as before. A stored hash that
+matches its stored text proves that this text is what was hashed: only a forger
+recomputing hashes could make the two disagree, which is what checkpoints catch. On
+PostgreSQL events come through SQLAlchemy and are hashed from their parsed content.
 
 ``canonical_body`` is tested equal to ``canonical_json(Event.body())`` byte for byte.
 """
