@@ -300,3 +300,42 @@ def test_a_metropole_joins_only_with_a_justification(engine: Engine) -> None:
     justified = amendment(ARDECHE, add=[lyon], metropole_justification="Vallée de la chimie")
     engine.update_data(case.id, justified, TERRITORY_OWNER)
     assert engine.fire(case.id, "submit", TERRITORY_OWNER).case.state == "submitted"
+
+
+def test_amendments_verify_and_replay_on_the_facts_their_rules_read(engine: Engine) -> None:
+    """FAQ 2.3 rules read the territory from the database (its members, the share changed).
+    Each step records those facts in its chained event, so an audit re-evaluates the rules
+    on what they saw then, whatever the territory became since."""
+    from sqlalchemy import update
+
+    from ti_workflow.audit.snapshot import snapshot
+    from ti_workflow.audit.verify import verify
+    from ti_workflow.storage import repository
+
+    marginal = file_amendment(
+        engine, amendment(ARDECHE, add=[TARENTAISE], effective_on="2024-06-01")
+    )
+    assert all_favourable(engine, marginal) == "approved"
+    major = file_amendment(engine, amendment(ARVE, add=[ANNEMASSE], effective_on="2024-06-01"))
+    assert all_favourable(engine, major) == "regional_review"
+    assert acknowledge(engine, major) == "approved"
+    # The territories changed since: the rules must not be re-read against today's state.
+    submit = next(e for e in engine.history(marginal, AUDITOR) if e.trigger == "submit")
+    assert len(submit.annotations["context"]["territory"]["members"]) == 8
+    report = verify(engine)
+    assert report.ok, report.findings
+    at = engine.clock.now()
+    replayed = {s.case.case_id: s.case for s in snapshot(engine, at) if s.case}
+    for case_id in (marginal, major):
+        live = engine.get(case_id, AUDITOR)
+        got = replayed[case_id]
+        assert (got.state, got.facts, got.regions) == (live.state, live.facts, live.regions)
+    # Rewriting what a rule read is caught like any other edit.
+    events_t = repository.events
+    where = (events_t.c.case_id == marginal) & (events_t.c.seq == submit.seq)
+    notes = dict(submit.annotations)
+    notes["context"] = {**notes["context"], "territory": {"found": False, "id": ARDECHE}}
+    with engine.db.begin() as conn:
+        conn.execute(update(events_t).where(where).values(annotations=notes))
+    findings = verify(engine).findings
+    assert findings and {(f.case_id, f.seq) for f in findings} >= {(marginal, submit.seq)}

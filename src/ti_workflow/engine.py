@@ -46,6 +46,8 @@ from ti_workflow.storage.database import read, transaction
 from ti_workflow.storage.repository import CaseFilter, StoredCase
 
 MAX_AUTOMATIC_STEPS = 20
+CONTEXT = "context"
+"""Annotation holding the database facts (``Context.extra``) a step's rules were given."""
 CREATE = "create"
 UPDATE = "update"
 
@@ -464,6 +466,10 @@ class Engine:
                 facts, notes = EFFECTS[name](ctx)
                 annotations.update(notes)
                 ctx = self._context(current, step, who, now, body, state, facts, extra)
+            if extra and (step.guards or step.effects):
+                # What the guards and effects read from the database, kept in the chained
+                # event: an audit re-evaluates them on exactly these facts.
+                annotations[CONTEXT] = dict(extra)
             prev = events[-1] if events else None
             events.append(
                 self._event(

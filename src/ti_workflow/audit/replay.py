@@ -20,7 +20,7 @@ from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
-from ti_workflow.engine import CREATE, UPDATE, Catalog
+from ti_workflow.engine import CONTEXT, CREATE, UPDATE, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError
 
 MIGRATE = "migrate"
@@ -338,7 +338,10 @@ class Replayer:
                     ctx = self._context(e, t, actor)
         else:
             annotations = _NONE
-        if self.check and annotations != e.annotations:
+        recorded = e.annotations
+        if CONTEXT in recorded:
+            recorded = {k: v for k, v in recorded.items() if k != CONTEXT}
+        if self.check and annotations != recorded:
             self._fail(
                 e.seq,
                 "annotations_mismatch",
@@ -413,7 +416,7 @@ class Replayer:
                 "reference": self.catalog.reference,
                 "payload": e.payload,
                 "trigger": t.trigger,
-                "extra": _NONE,
+                "extra": e.annotations.get(CONTEXT, _NONE),
             }
         )
 

@@ -27,7 +27,7 @@ from ti_workflow.audit.replay import MIGRATE, ReplayedCase, Replayer
 from ti_workflow.audit.store import by_case, cases_t, events_t, stream_campaigns, stream_events
 from ti_workflow.clock import as_utc, paris, parse_instant
 from ti_workflow.domain.rules import FACTS_KEPT
-from ti_workflow.engine import CREATE, UPDATE, Engine
+from ti_workflow.engine import CONTEXT, CREATE, UPDATE, Engine
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.storage.database import read
 
@@ -172,15 +172,19 @@ def _sqlite_replays(
     """Per case (in id order): its last event up to ``at`` and, merged in, its events up
     to ``at`` that meet the ``whole`` condition, applied in order. Annotations and ``prev_hash``
     are not fetched (an unchecked replay reads neither; left empty in these Events,
-    which never leave this function)."""
-    columns = "case_id, seq, trigger, source, dest, actor, role, at, payload, definition_version"
+    which never leave this function), except where they hold a step's ``context``."""
+    # Annotations only where a step recorded the database facts its effects read.
+    columns = (
+        "case_id, seq, trigger, source, dest, actor, role, at, payload, definition_version, "
+        f"CASE WHEN instr(annotations, '\"{CONTEXT}\":') > 0 THEN annotations END"
+    )
     rows = sqlite_rows(conn, columns, until=at, condition=whole)
     row = next(rows, None)
     parsed = json_cache()
     for case_id, seq, dest, text, head in sqlite_last_events(conn, at):
         r = replayer(case_id)
         while row is not None and row[0] == case_id:
-            _, number, trigger, source, to, actor, role, when, payload, recorded = row
+            _, number, trigger, source, to, actor, role, when, payload, recorded, notes = row
             r.resume(
                 event_of(
                     {
@@ -193,7 +197,7 @@ def _sqlite_replays(
                         "role": role,
                         "at": sqlite_datetime(when),
                         "payload": parsed[payload],
-                        "annotations": _NOTHING,
+                        "annotations": _NOTHING if notes is None else parsed[notes],
                         "definition_version": recorded,
                         "prev_hash": "",
                         "hash": "",
