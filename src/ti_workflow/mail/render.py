@@ -8,7 +8,7 @@ rendered once with a sample context: a typo fails before anything is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -86,10 +86,35 @@ class Rendered:
     html: str
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class FastEnvironment(Environment):
+    """Jinja's environment, minus two costs of every render (a sweep renders tens of
+    thousands of messages); the output is the same.
+
+    Template globals are one plain dict rather than a ``ChainMap``, which Jinja copies into
+    each render's context (globals are never changed after load, as Jinja advises).
+    ``case.title`` on a dict reads the item at once instead of first failing an attribute
+    lookup, unless the name is a dict attribute (``items``...), which keeps precedence.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 class Renderer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, environment: type[Environment] = FastEnvironment) -> None:
         self.directory = directory
-        self.env = Environment(
+        self.env = environment(
             loader=FileSystemLoader(str(directory)),
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
