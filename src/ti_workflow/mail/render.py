@@ -18,6 +18,7 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     meta,
@@ -124,6 +125,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["fr_date"] = fr_date
+        self._parts: dict[str, tuple[Template, Template, Template]] = {}
 
     def check(
         self, specs: Iterable[NotificationSpec], samples: Iterable[Mapping[str, Any]]
@@ -175,10 +177,12 @@ class Renderer:
         return errors
 
     def render(self, notification: str, context: Mapping[str, Any]) -> Rendered:
-        try:
-            subject = self.env.get_template(f"{notification}.subject.txt").render(context)
-            text = self.env.get_template(f"{notification}.txt").render(context)
-            html = self.env.get_template(f"{notification}.html").render(context)
-        except TemplateNotFound as exc:
-            raise InvalidTemplate([f"{self.directory / str(exc)}: missing"]) from None
+        parts = self._parts.get(notification)
+        if parts is None:
+            try:
+                found = [self.env.get_template(f"{notification}.{part}") for part in PARTS]
+            except TemplateNotFound as exc:
+                raise InvalidTemplate([f"{self.directory / str(exc)}: missing"]) from None
+            parts = self._parts[notification] = (found[0], found[1], found[2])
+        subject, text, html = (template.render(context) for template in parts)
         return Rendered(" ".join(subject.split()), text.strip() + "\n", html)

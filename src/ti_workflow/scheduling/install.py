@@ -140,12 +140,15 @@ def _hook(composer: Composer) -> Any:
             return
         case = change.case
         for event in change.events:
+            context = None
             for spec in notes:
                 if spec.when == event.trigger:
+                    if context is None:  # the same for every notification of this event
+                        context = composer.case_context(case, change.campaign, event, None, {})
                     composer.enqueue(
                         conn,
                         spec,
-                        composer.case_context(case, change.campaign, event, None, {}),
+                        context,
                         dedupe_key=f"event:{case.id}:{event.seq}:{spec.name}",
                         now=change.now,
                         case=case,

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import ReturningInsert
 
 from ti_workflow.domain.events import Event
 from ti_workflow.errors import Conflict, NotFound
@@ -158,8 +158,7 @@ def insert_or_ignore(
     only); True if written. Prepared once per table and set of columns."""
     if conn.dialect.name == "sqlite":
         return sqlite_fast.insert_or_ignore(_driver(conn), conn.dialect, table, values, conflict)
-    statement = _pg_insert(table, conflict)
-    return bool(conn.execute(statement, dict(values)).rowcount)
+    return conn.execute(_pg_insert(table, conflict), dict(values)).first() is not None
 
 
 def select_rows(
@@ -173,8 +172,12 @@ def select_rows(
 
 
 @cache
-def _pg_insert(table: Table, conflict: tuple[str, ...]) -> Insert:
-    return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+def _pg_insert(table: Table, conflict: tuple[str, ...]) -> ReturningInsert[Any]:
+    """With ``RETURNING``: psycopg reports a rowcount of -1 for these inserts, written or not."""
+    statement = postgresql.insert(table).on_conflict_do_nothing(
+        index_elements=list(conflict) or None
+    )
+    return statement.returning(*table.primary_key.columns)
 
 
 def _driver(conn: Connection) -> Any:
