@@ -1,4 +1,5 @@
-"""The engine facade: create, update, fire, read. One database transaction per command.
+"""The engine facade: create, update, fire, read. One database transaction per command
+(``fire_many``: one for a batch of cases, a savepoint per case).
 
 A fire: load the case row, check the actor may see it and take this trigger from
 this state, validate the payload, evaluate every guard (collecting every failed

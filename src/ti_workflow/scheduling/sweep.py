@@ -1,10 +1,13 @@
 """The sweep: run every timer due up to now, once, applying late policies.
 
-For each due row: claim it (own transaction), act, record the outcome. A trigger is
-fired through ``Engine.fire(..., Actor("system"))``, one audited transaction per
-case; a case that has moved on is counted as skipped, not as an error. Notifications
-go to the outbox with a key per timer and case, so a second sweep (or a sweep taking
-over a dead process's expired lease) fires nothing twice and queues nothing twice.
+For each due row: claim it (own transaction), act, record the outcome. A campaign
+timer fires its trigger through ``Engine.fire_many(..., Actor("system"))``, ``CHUNK``
+cases per transaction (one fsync each on SQLite), each case in a savepoint with the rows
+``Engine.fire`` writes; the lease is renewed between batches. A case that has moved on is
+counted as skipped, not as an error, and undone alone. Notifications go to the outbox with
+a key per timer and case, so a second sweep (or a sweep taking over a dead process's
+expired lease, whose unfinished batch left nothing) fires nothing twice and queues nothing
+twice.
 """
 
 from __future__ import annotations
