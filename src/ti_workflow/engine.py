@@ -284,6 +284,8 @@ class Engine:
                 except refusals as exc:
                     outcomes.append(FireOutcome(case_id, refusal=exc))
                 except Exception as exc:
+                    if not repo.transaction_alive(conn):  # nothing left to commit
+                        raise
                     stopped = exc
                     break
         if stopped is not None:

@@ -151,6 +151,14 @@ def savepoint(conn: Connection) -> Iterator[None]:
             yield
 
 
+def transaction_alive(conn: Connection) -> bool:
+    """False once an error ended the whole transaction (SQLite rolls back everything on a
+    full disk or an I/O error; a PostgreSQL connection can be lost)."""
+    if conn.dialect.name == "sqlite":
+        return bool(_driver(conn).in_transaction)
+    return not conn.invalidated
+
+
 def insert_or_ignore(
     conn: Connection, table: Table, values: Mapping[str, Any], conflict: tuple[str, ...] = ()
 ) -> bool:
