@@ -220,6 +220,9 @@ def test_fire_many_refuses_a_case_without_touching_the_others(db_url: str) -> No
     assert (untouched.state, untouched.version, b_events) == ("submitted", 2, ["create", "submit"])
     audit = engine.fire_many([c.id], "lapse", Actor("auditor"))
     assert isinstance(audit[0].refusal, Forbidden)
+    if engine.db.dialect.name == "sqlite":  # the batch's in-memory journal was its own
+        with engine.db.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 0
     engine.db.dispose()
 
 

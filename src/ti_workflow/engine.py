@@ -270,7 +270,7 @@ class Engine:
         """
         outcomes: list[FireOutcome] = []
         stopped: Exception | None = None
-        with self.db.begin() as conn:
+        with repo.batch(self.db) as conn:
             loaded = repo.load_cases(conn, case_ids)
             for case_id in case_ids:
                 try:

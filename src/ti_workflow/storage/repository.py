@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Row,
     Select,
     Table,
@@ -138,6 +139,28 @@ def load_cases(conn: Connection, case_ids: Sequence[int]) -> dict[int, StoredCas
             batch = [StoredCase.from_row(r) for r in rows]
         found.update((c.id, c) for c in batch)
     return found
+
+
+@contextmanager
+def batch(db: Engine) -> Iterator[Connection]:
+    """One write transaction for many commands, each in a :func:`savepoint`.
+
+    On SQLite the savepoints' journal is kept in memory for this transaction (it spills to
+    a temporary file otherwise, a few writes per command); other transactions keep theirs.
+    """
+    if db.dialect.name != "sqlite":
+        with db.begin() as conn:
+            yield conn
+        return
+    with db.connect() as conn:
+        (before,) = _driver(conn).execute("PRAGMA temp_store").fetchone()
+        _driver(conn).execute("PRAGMA temp_store = MEMORY")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if not conn.invalidated:
+                _driver(conn).execute(f"PRAGMA temp_store = {int(before)}")
 
 
 @contextmanager
