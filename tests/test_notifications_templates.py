@@ -6,14 +6,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+from jinja2 import Environment, UndefinedError
 
-from conftest import CANDIDATE, candidacy, paris
+from conftest import ARA_1, AUDITOR, CANDIDATE, candidacy, paris
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
 from ti_workflow.mail.outbox import list_messages
+from ti_workflow.mail.render import Renderer
+from ti_workflow.scheduling.install import scheduling_of
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
 
@@ -134,3 +137,36 @@ def test_an_edited_template_is_checked_again_in_the_same_process(
     broken.write_text("{{ case.nom }}\n")
     with pytest.raises(InvalidTemplate, match="has no attribute 'nom'"):
         open_engine(settings, CLOCK)
+
+
+def test_the_fast_environment_renders_every_notification_as_stock_jinja_does(
+    sqlite_url: str,
+) -> None:
+    """A sweep renders with :class:`FastEnvironment` (cheaper renders): every message must
+    read exactly as Jinja's own environment writes it, and undefined names still fail."""
+    clock = SimulatedClock(paris("2023-07-03T10:00"))
+    engine = open_engine(Settings(db_url=sqlite_url), clock)
+    data = candidacy(territory_name="Vallée <d'Arve> & co")
+    data["perimeter"]["members"] = [ARA_1, "200027027"]  # two regions
+    case = engine.create_case("candidacy", "ti-2023-2027", data, CANDIDATE)
+    submit = engine.fire(case.id, "submit", CANDIDATE).events[-1]
+    composer = scheduling_of(engine).composer
+    campaign = engine.catalog.campaign("ti-2023-2027")
+    timer = {"name": "t", "due_at": clock.now(), "late_by": "1 h 05 min", "actions": []}
+    context = composer.case_context(
+        engine.get(case.id, AUDITOR), campaign, submit, timer, {"count": 1, "cases": []}
+    )
+    stock = Renderer(Settings().notifications_dir, Environment)
+    fast = Renderer(Settings().notifications_dir)
+    specs = workflow_specs(engine.catalog.current_definition("candidacy"))[1]
+    assert len(specs) == 14
+    for spec in specs:
+        given = {**context, **{v: f"<{v}>" for v in spec.variables}}
+        assert fast.render(spec.name, given) == stock.render(spec.name, given), spec.name
+    odd = {"d": {"items": 1, "a": 2, "none": None}}
+    source = "{{ d.items }} {{ d.a }} {{ d['items'] }} {{ d.none }} {{ d.zz is defined }}"
+    assert fast.env.from_string(source).render(odd) == stock.env.from_string(source).render(odd)
+    for env in (fast.env, stock.env):
+        with pytest.raises(UndefinedError, match="'dict object' has no attribute 'zz'"):
+            env.from_string("{{ d.zz }}").render(odd)
+    engine.db.dispose()

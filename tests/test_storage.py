@@ -4,6 +4,7 @@ hash chains, rollback on failure."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ from ti_workflow.domain.actors import Actor
 from ti_workflow.domain.events import GENESIS
 from ti_workflow.engine import Engine
 from ti_workflow.errors import Conflict, GuardRefused
+from ti_workflow.mail.outbox import outbox
+from ti_workflow.scheduling.timers import PENDING_OF_CASE, timers
+from ti_workflow.storage import repository as repo
 from ti_workflow.storage.repository import cases, events
 
 
@@ -228,3 +232,59 @@ def test_a_failing_hook_rolls_the_whole_command_back(make_engine: Any, db_url: s
     engine.hooks.clear()
     after = engine.get(case.id, AUDITOR)
     assert (after.state, after.version, after.last_seq) == ("draft", 1, 1)
+
+
+def test_prepared_inserts_and_reads_store_and_return_what_sqlalchemy_does(
+    make_engine: Any, db_url: str
+) -> None:
+    """Hooks insert outbox and timer rows and read pending timers inside every fire, on
+    SQLite straight on the driver: the stored values must be SQLAlchemy's to the byte."""
+    engine = make_engine(db_url)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    at = datetime(2023, 9, 22, 22, 0, 1, 123456, tzinfo=UTC)
+    message = {  # status and attempts left to their column defaults
+        "notification": "window_closed",
+        "campaign_id": "ti-2023-2027",
+        "case_id": case.id,
+        "event_seq": 3,
+        "timer_id": None,
+        "recipients": [{"role": "candidate", "address": "élue@example.org"}],
+        "remaining": ["élue@example.org"],
+        "rejected": {},
+        "subject": "Dépôt clos : « Vallée »",
+        "body_text": "Bonjour,\n",
+        "body_html": "<p>Bonjour</p>",
+        "next_attempt_at": at,
+        "created_at": at,
+        "last_error": None,
+    }
+    timer = {  # status and attempts: defaults
+        "campaign_id": "ti-2023-2027",
+        "case_id": case.id,
+        "name": "completion_reminder",
+        "due_at": at,
+        "action": {"kind": "case", "while_in": ["draft"], "fire": None, "après": "P14D"},
+        "late_policy": "fire",
+        "outcome": {},
+        "created_at": at,
+    }
+    with engine.db.begin() as conn:
+        fast = {**message, "message_id": "<fast@x>", "dedupe_key": "fast"}
+        assert repo.insert_or_ignore(conn, outbox, fast)
+        assert not repo.insert_or_ignore(conn, outbox, {**fast, "message_id": "<other@x>"})
+        conn.execute(insert(outbox), {**message, "message_id": "<core@x>", "dedupe_key": "core"})
+        assert repo.insert_or_ignore(conn, timers, {**timer, "key": "fast"}, conflict=("key",))
+        assert not repo.insert_or_ignore(conn, timers, {**timer, "key": "fast"}, conflict=("key",))
+        conn.execute(insert(timers), {**timer, "key": "core"})
+        stored = {
+            table: conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY id").all()
+            for table in ("outbox", "timers")
+        }
+        pending = repo.select_rows(conn, PENDING_OF_CASE, {"case_id": case.id})
+        expected = [tuple(r) for r in conn.execute(PENDING_OF_CASE, {"case_id": case.id})]
+    (fast_mail, core_mail), (fast_timer, core_timer) = stored["outbox"], stored["timers"]
+    assert fast_mail[3:] == core_mail[3:]  # all but id, message_id, dedupe_key
+    assert fast_mail[1:3] == ("<fast@x>", "fast") and "pending" in fast_mail
+    assert fast_timer[2:] == core_timer[2:]  # all but id and key
+    assert pending == expected and len(pending) == 2
+    assert pending[0][1]["après"] == "P14D"

@@ -1,4 +1,5 @@
-"""The engine facade: create, update, fire, read. One database transaction per command.
+"""The engine facade: create, update, fire, read. One database transaction per command
+(``fire_many``: one for a batch of cases, a savepoint per case).
 
 A fire: load the case row, check the actor may see it and take this trigger from
 this state, validate the payload, evaluate every guard (collecting every failed
@@ -38,11 +39,18 @@ from ti_workflow.errors import (
     GuardRefused,
     NotFound,
     Rule,
+    TiWorkflowError,
     TransitionNotAllowed,
     UnknownTrigger,
 )
 from ti_workflow.storage import repository as repo
-from ti_workflow.storage.database import read, transaction
+from ti_workflow.storage.database import (
+    batch,
+    read,
+    savepoint,
+    transaction,
+    transaction_alive,
+)
 from ti_workflow.storage.repository import CaseFilter, StoredCase
 
 MAX_AUTOMATIC_STEPS = 20
@@ -104,6 +112,15 @@ class TriggerOption:
 class FireResult:
     case: StoredCase
     events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class FireOutcome:
+    """One case of :meth:`Engine.fire_many`: what it wrote, or the refusal that undid it."""
+
+    case_id: int
+    result: FireResult | None = None
+    refusal: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -241,12 +258,47 @@ class Engine:
         now = self.clock.now()
         with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
-            extra = self._extra(conn, case, trigger)
-            new_events, state, facts = self._plan(case, trigger, actor, payload or {}, now, extra)
-            version = repo.append(conn, case, new_events, state=state, facts=facts)
-            after = _advanced(case, new_events, version, state, facts)
-            self._run_hooks(conn, case, after, new_events, actor, now)
-            return FireResult(after, tuple(new_events))
+            return self._fire_loaded(conn, case, trigger, actor, payload or {}, now)
+
+    def fire_many(
+        self,
+        case_ids: Sequence[int],
+        trigger: str,
+        actor: Actor,
+        payload: Mapping[str, Any] | None = None,
+        refusals: tuple[type[Exception], ...] = (TiWorkflowError,),
+    ) -> list[FireOutcome]:
+        """``fire`` on each case in turn, in one transaction (one commit, one fsync on SQLite).
+
+        Each case is fired exactly as ``fire`` would (same checks, events, hooks) inside its
+        own savepoint. An exception of ``refusals`` (by default any
+        refusal) undoes that case alone and is its outcome. Any other exception stops the
+        batch: the cases before it are committed, that case and the rest are not, and the
+        exception propagates, as if each case had been fired on its own, in order.
+        """
+        outcomes: list[FireOutcome] = []
+        stopped: Exception | None = None
+        with batch(self.db) as conn:
+            loaded = repo.load_cases(conn, case_ids)
+            for case_id in case_ids:
+                try:
+                    with savepoint(conn):
+                        case = self._load_for_write(conn, case_id, actor, None, loaded)
+                        result = self._fire_loaded(
+                            conn, case, trigger, actor, payload or {}, self.clock.now()
+                        )
+                    loaded[case_id] = result.case
+                    outcomes.append(FireOutcome(case_id, result))
+                except refusals as exc:
+                    outcomes.append(FireOutcome(case_id, refusal=exc))
+                except Exception as exc:
+                    if not transaction_alive(conn):  # nothing left to commit
+                        raise
+                    stopped = exc
+                    break
+        if stopped is not None:
+            raise stopped
+        return outcomes
 
     # --- reads --------------------------------------------------------------------
 
@@ -329,6 +381,22 @@ class Engine:
             found.update(provider(conn, workflow, clean))
         return tuple(sorted(found))
 
+    def _fire_loaded(
+        self,
+        conn: Connection,
+        case: StoredCase,
+        trigger: str,
+        actor: Actor,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> FireResult:
+        extra = self._extra(conn, case, trigger)
+        new_events, state, facts = self._plan(case, trigger, actor, payload, now, extra)
+        version = repo.append(conn, case, new_events, state=state, facts=facts)
+        after = _advanced(case, new_events, version, state, facts)
+        self._run_hooks(conn, case, after, new_events, actor, now)
+        return FireResult(after, tuple(new_events))
+
     def _extra(self, conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         for provider in self.context_providers:
@@ -359,11 +427,19 @@ class Engine:
             hook(conn, change)
 
     def _load_for_write(
-        self, conn: Connection, case_id: int, actor: Actor, expected_version: int | None
+        self,
+        conn: Connection,
+        case_id: int,
+        actor: Actor,
+        expected_version: int | None,
+        loaded: Mapping[int, StoredCase] | None = None,
     ) -> StoredCase:
+        """The case to change (from ``loaded`` when a batch read it already), if allowed."""
         if actor.role == AUDITOR:
             raise Forbidden(actor.label, f"change case {case_id}", "auditors read and never write")
-        case = repo.load_case(conn, case_id)
+        case = repo.load_case(conn, case_id) if loaded is None else loaded.get(case_id)
+        if case is None:
+            raise NotFound("case", case_id)
         self._check_visible(case, actor)
         if expected_version is not None and case.version != expected_version:
             raise Conflict(case_id, expected_version, case.version)

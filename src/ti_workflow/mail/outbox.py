@@ -16,7 +16,6 @@ from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.events import Event
@@ -26,15 +25,10 @@ from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.mail.directory import Directory, Recipient, address_problem
 from ti_workflow.mail.render import Renderer
 from ti_workflow.mail.tables import OutboxRow
-from ti_workflow.storage.repository import StoredCase, utc
+from ti_workflow.storage.repository import StoredCase, insert_or_ignore, utc
 
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 STATUSES = ("pending", "sending", "sent", "partial", "failed", "undeliverable")
-# Built once: the hook runs inside every fire, statement construction would dominate.
-_INSERT = {
-    "postgresql": postgresql.insert(outbox).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(outbox).on_conflict_do_nothing(),
-}
 
 
 @dataclass(frozen=True)
@@ -159,7 +153,7 @@ class Composer:
             "created_at": now,
             "last_error": None if recipients else "no valid recipient",
         }
-        return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
+        return insert_or_ignore(conn, outbox, values)
 
 
 def campaign_context(campaign: Campaign) -> dict[str, Any]:

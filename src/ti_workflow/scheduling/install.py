@@ -30,7 +30,7 @@ from ti_workflow.mail.render import Renderer
 from ti_workflow.scheduling.jobs import JOBS
 from ti_workflow.scheduling.timers import PENDING_OF_CASE, insert_timer, timers
 from ti_workflow.settings import Settings
-from ti_workflow.storage.repository import StoredCase
+from ti_workflow.storage.repository import StoredCase, select_rows
 
 ESCALATION = "timer_escalated"
 
@@ -140,12 +140,15 @@ def _hook(composer: Composer) -> Any:
             return
         case = change.case
         for event in change.events:
+            context = None
             for spec in notes:
                 if spec.when == event.trigger:
+                    if context is None:  # the same for every notification of this event
+                        context = composer.case_context(case, change.campaign, event, None, {})
                     composer.enqueue(
                         conn,
                         spec,
-                        composer.case_context(case, change.campaign, event, None, {}),
+                        context,
                         dedupe_key=f"event:{case.id}:{event.seq}:{spec.name}",
                         now=change.now,
                         case=case,
@@ -184,8 +187,8 @@ def _start_case_timer(
 
 
 def cancel_case_timers(conn: Connection, case_id: int, state: str, now: datetime) -> int:
-    rows = conn.execute(PENDING_OF_CASE, {"case_id": case_id}).all()
-    gone = [r.id for r in rows if state not in (r.action.get("while_in") or [])]
+    rows = select_rows(conn, PENDING_OF_CASE, {"case_id": case_id})
+    gone = [timer_id for timer_id, action in rows if state not in (action.get("while_in") or [])]
     if gone:
         conn.execute(
             update(timers)

@@ -14,22 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.timers import CampaignTimerSpec
 from ti_workflow.scheduling.tables import TimerRow
 from ti_workflow.storage.database import is_sqlite
-from ti_workflow.storage.repository import utc
+from ti_workflow.storage.repository import insert_or_ignore, utc
 
 timers = TimerRow.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=15)
 OPEN_STATUSES = ("pending", "claimed")
 STATUSES = ("pending", "claimed", "done", "skipped", "escalated", "cancelled", "failed")
-_INSERT = {
-    "postgresql": postgresql.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
-    "sqlite": sqlite.insert(timers).on_conflict_do_nothing(index_elements=["key"]),
-}
 PENDING_OF_CASE = select(timers.c.id, timers.c.action).where(
     timers.c.case_id == bindparam("case_id"), timers.c.status == "pending"
 )
@@ -40,7 +35,7 @@ def insert_timer(conn: Connection, **values: Any) -> bool:
     values.setdefault("status", "pending")
     values.setdefault("attempts", 0)
     values.setdefault("outcome", {})
-    return bool(conn.execute(_INSERT[conn.dialect.name], values).rowcount)
+    return insert_or_ignore(conn, timers, values, conflict=("key",))
 
 
 def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:

@@ -7,13 +7,27 @@ SQLModel tables: the fire path stays close to the database's own speed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningInsert
 
 from ti_workflow.domain.events import Event
 from ti_workflow.errors import Conflict, NotFound
@@ -109,6 +123,49 @@ def load_case(conn: Connection, case_id: int) -> StoredCase:
     if row is None:
         raise NotFound("case", case_id)
     return StoredCase.from_row(row)
+
+
+def load_cases(conn: Connection, case_ids: Sequence[int]) -> dict[int, StoredCase]:
+    """The cases of a batch that exist, by id, read in one statement per 500 ids."""
+    found: dict[int, StoredCase] = {}
+    for start in range(0, len(case_ids), 500):
+        ids = list(case_ids[start : start + 500])
+        if conn.dialect.name == "sqlite":
+            batch = [StoredCase(**row) for row in sqlite_fast.select_cases(_driver(conn), ids)]
+        else:
+            rows = conn.execute(select(cases).where(cases.c.id.in_(ids))).all()
+            batch = [StoredCase.from_row(r) for r in rows]
+        found.update((c.id, c) for c in batch)
+    return found
+
+
+def insert_or_ignore(
+    conn: Connection, table: Table, values: Mapping[str, Any], conflict: tuple[str, ...] = ()
+) -> bool:
+    """Insert one row unless it clashes with a unique one (``conflict``: on these columns
+    only); True if written. Prepared once per table and set of columns."""
+    if conn.dialect.name == "sqlite":
+        return sqlite_fast.insert_or_ignore(_driver(conn), conn.dialect, table, values, conflict)
+    return conn.execute(_pg_insert(table, conflict), dict(values)).first() is not None
+
+
+def select_rows(
+    conn: Connection, statement: Select[Any], params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of a Core SELECT as plain tuples (on SQLite without SQLAlchemy's per-call
+    cost: for the small reads hooks make inside every fire)."""
+    if conn.dialect.name == "sqlite":
+        return sqlite_fast.select_rows(_driver(conn), conn.dialect, statement, params)
+    return [tuple(row) for row in conn.execute(statement, dict(params))]
+
+
+@cache
+def _pg_insert(table: Table, conflict: tuple[str, ...]) -> ReturningInsert[Any]:
+    """With ``RETURNING``: psycopg reports a rowcount of -1 for these inserts, written or not."""
+    statement = postgresql.insert(table).on_conflict_do_nothing(
+        index_elements=list(conflict) or None
+    )
+    return statement.returning(*table.primary_key.columns)
 
 
 def _driver(conn: Connection) -> Any:

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+
+from sqlalchemy import Dialect, Select, Table
 
 from ti_workflow.domain.events import Event, canonical_json, load_json
 
 _SELECT = (
     "SELECT id, workflow, definition_version, campaign_id, state, title, owner_email, data, "
     "facts, regions, version, last_seq, head_hash, created_at, updated_at "
-    "FROM cases WHERE id = ?"
+    "FROM cases"
 )
 _ADVANCE = (
     "UPDATE cases SET state = ?, facts = ?, version = ?, last_seq = ?, head_hash = ?, "
@@ -52,8 +55,14 @@ def _instant(text: str) -> datetime:
 
 
 def select_case(db: sqlite3.Connection, case_id: int) -> dict[str, Any] | None:
-    row = db.execute(_SELECT, (case_id,)).fetchone()
+    row = db.execute(_SELECT + " WHERE id = ?", (case_id,)).fetchone()
     return None if row is None else case_fields(row)
+
+
+def select_cases(db: sqlite3.Connection, case_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The rows of these cases (those that exist), in one statement."""
+    marks = ", ".join("?" * len(case_ids))
+    return [case_fields(row) for row in db.execute(f"{_SELECT} WHERE id IN ({marks})", case_ids)]
 
 
 def case_fields(row: Sequence[Any]) -> dict[str, Any]:
@@ -153,3 +162,88 @@ def event_row(e: Event) -> tuple[Any, ...]:
         e.prev_hash,
         e.hash,
     )
+
+
+def insert_or_ignore(
+    db: sqlite3.Connection,
+    dialect: Dialect,
+    table: Table,
+    values: Mapping[str, Any],
+    conflict: tuple[str, ...],
+) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of one row; True if written.
+
+    Values go through the column types' own bind processors (JSON, DATETIME) and absent
+    columns take their scalar defaults: the stored row is the one SQLAlchemy writes.
+    """
+    sql, binders = _insert_plan(dialect, table, tuple(values), conflict)
+    return bool(db.execute(sql, [bind(values) for bind in binders]).rowcount)
+
+
+@lru_cache(maxsize=256)
+def _insert_plan(
+    dialect: Dialect, table: Table, names: tuple[str, ...], conflict: tuple[str, ...]
+) -> tuple[str, list[Callable[[Mapping[str, Any]], Any]]]:
+    binders: list[Callable[[Mapping[str, Any]], Any]] = []
+    columns = []
+    for column in table.columns:
+        if column.name in names:
+            process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            binders.append(_binder(column.name, process))
+        elif column.default is not None:
+            if not column.default.is_scalar:
+                raise ValueError(f"{table.name}.{column.name}: only scalar defaults here")
+            binders.append(_constant(column.default.arg))  # type: ignore[attr-defined]
+        else:
+            continue
+        columns.append(column.name)
+    unknown = set(names) - set(columns)
+    if unknown:
+        raise ValueError(f"{table.name}: no column {', '.join(sorted(unknown))}")
+    target = f"({', '.join(conflict)}) " if conflict else ""
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT {target}DO NOTHING"
+    )
+    return sql, binders
+
+
+def select_rows(
+    db: sqlite3.Connection, dialect: Dialect, statement: Select[Any], params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """A Core SELECT, compiled once by SQLAlchemy, run on the driver; values go through the
+    types' own bind and result processors, so rows hold what SQLAlchemy would return."""
+    sql, binders, processors = _select_plan(dialect, statement)
+    cursor = db.execute(sql, [bind(params) for bind in binders])
+    return [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in cursor]
+
+
+@lru_cache(maxsize=256)
+def _select_plan(
+    dialect: Dialect, statement: Select[Any]
+) -> tuple[str, list[Callable[[Mapping[str, Any]], Any]], list[Callable[[Any], Any] | None]]:
+    compiled = statement.compile(dialect=dialect)
+    binders = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind.value is None and not bind.callable:  # given at each call
+            binders.append(_binder(name, process))
+        else:
+            value = bind.effective_value
+            binders.append(_constant(process(value) if process and value is not None else value))
+    processors: list[Callable[[Any], Any] | None] = [
+        c.type.dialect_impl(dialect).result_processor(dialect, None)
+        for c in statement.selected_columns
+    ]
+    return compiled.string, binders, processors
+
+
+def _constant(value: Any) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda _values: value
+
+
+def _binder(name: str, process: Callable[[Any], Any] | None) -> Callable[[Mapping[str, Any]], Any]:
+    if process is None:
+        return lambda values: values[name]
+    return lambda values: None if values[name] is None else process(values[name])
