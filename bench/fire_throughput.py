@@ -389,8 +389,8 @@ def plain_step(con: sqlite3.Connection, case_id: int, steps: list[Step], now: da
                     actor,
                     role,
                     at_db,
-                    json.dumps(payload),
-                    json.dumps(annotations),
+                    canonical_json(payload),  # stored as the text its hash covers
+                    canonical_json(annotations),
                     definition_version,
                     prev,
                     digest,
