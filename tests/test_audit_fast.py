@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from conftest import AUDITOR, EngineFactory, paris
-from ti_workflow.audit.fast import canonical_body, hashed_events
+from ti_workflow.audit.fast import hashed_events
 from ti_workflow.audit.replay import Replayer, _fast_context
 from ti_workflow.audit.snapshot import snapshot, states_at
 from ti_workflow.audit.store import stream_events
 from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
-from ti_workflow.domain.events import canonical_json, iso_utc, load_json
+from ti_workflow.domain.events import canonical_body, canonical_json, iso_utc, load_json
 from ti_workflow.domain.rules import EFFECTS, FACTS_KEPT, Context
 from ti_workflow.engine import Engine
 from ti_workflow.storage.database import read

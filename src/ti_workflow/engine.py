@@ -602,7 +602,9 @@ class Engine:
             definition_version=case.definition_version,
             prev_hash=prev_hash,
         )
-        return Event(**{**event.__dict__, "hash": event.compute_hash()})
+        # Sealed before anyone else sees it: the hash of the fields just set.
+        object.__setattr__(event, "hash", event.compute_hash())
+        return event
 
 
 def _advanced(

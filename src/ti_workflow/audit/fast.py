@@ -11,13 +11,13 @@ matches its stored text proves that this text is what was hashed: only a forger
 recomputing hashes could make the two disagree, which is what checkpoints catch. On
 PostgreSQL events come through SQLAlchemy and are hashed from their parsed content.
 
-``canonical_body`` is tested equal to ``canonical_json(Event.body())`` byte for byte.
+``canonical_body`` (``domain/events.py``) is tested equal to ``canonical_json(Event.body())``
+byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -26,13 +26,19 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ti_workflow.audit.store import stream_events
-from ti_workflow.domain.events import Event, iso_utc, load_json
+from ti_workflow.domain.events import (
+    Event,
+    assemble_body,
+    canonical_body,
+    iso_utc,
+    load_json,
+    object_text,
+)
 
 _COLUMNS = (
     "case_id, seq, trigger, source, dest, actor, role, at, payload, annotations, "
     "definition_version, prev_hash, hash"
 )
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _loads = load_json
 _sha256 = hashlib.sha256
 BATCH = 5_000
@@ -66,53 +72,6 @@ class _Json(dict[str, Any]):
         return value
 
 
-def _str(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
-
-
-def _obj(value: Any) -> str:
-    return "{}" if not value else _dumps(value)
-
-
-def canonical_body(e: Event, at: str, payload: str | None = None, notes: str | None = None) -> str:
-    payload = _obj(e.payload) if payload is None else payload
-    notes = _obj(e.annotations) if notes is None else notes
-    return _body(
-        e.case_id,
-        e.seq,
-        _str(e.trigger),
-        _str(e.source),
-        _str(e.dest),
-        _str(e.actor),
-        _str(e.role),
-        at,
-        payload,
-        notes,
-        _str(e.definition_version),
-    )
-
-
-def _body(
-    case_id: int,
-    seq: int,
-    trigger: str,
-    source: str,
-    dest: str,
-    actor: str,
-    role: str,
-    at: str,
-    payload: str,
-    notes: str,
-    version: str,
-) -> str:
-    """The canonical body from JSON-encoded strings and the payload/annotations texts."""
-    return (
-        f'{{"actor":{actor},"annotations":{notes},"at":"{at}","case_id":{case_id},'
-        f'"definition_version":{version},"dest":{dest},"payload":{payload},"role":{role},'
-        f'"seq":{seq},"source":{source},"trigger":{trigger}}}'
-    )
-
-
 def content_hash(e: Event, at: str, payload: str | None = None, notes: str | None = None) -> str:
     return _sha256((e.prev_hash + canonical_body(e, at, payload, notes)).encode()).hexdigest()
 
@@ -131,11 +90,11 @@ def row_hash(row: tuple[Any, ...], strings: _Strings, iso: str | None = None) ->
     ).hexdigest()
     if digest == stored:
         return digest
-    pay_text, ann_text = _obj(_loads(pay)), _obj(_loads(ann))
+    pay_text, ann_text = object_text(_loads(pay)), object_text(_loads(ann))
     if pay_text == pay and ann_text == ann:
         return digest  # canonical already: the content does not match its hash
     head = (s[trig], s[src], s[dest], encode_basestring(actor), s[role])
-    body = _body(cid, seq, *head, iso, pay_text, ann_text, s[dv])
+    body = assemble_body(cid, seq, *head, iso, pay_text, ann_text, s[dv])
     return _sha256((prev + body).encode()).hexdigest()
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from pydantic_core import from_json
@@ -64,8 +65,62 @@ class Event:
             "definition_version": self.definition_version,
         }
 
-    def compute_hash(self) -> str:
-        return chain_hash(self.prev_hash, self.body())
+    def compute_hash(self, payload: str | None = None, notes: str | None = None) -> str:
+        """``chain_hash(prev_hash, body())``, the body assembled field by field around
+        the payload and annotations texts (``payload``/``notes`` when already encoded)."""
+        body = canonical_body(self, iso_utc(self.at), payload, notes)
+        return hashlib.sha256((self.prev_hash + body).encode()).hexdigest()
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def object_text(value: Any) -> str:
+    """Canonical JSON of a payload or annotations object (``{}`` when empty)."""
+    return "{}" if not value else _dumps(value)
+
+
+def canonical_body(e: Event, at: str, payload: str | None = None, notes: str | None = None) -> str:
+    """``canonical_json(e.body())`` (tested byte for byte), with ``at`` as ``iso_utc``
+    spells it and, when given, the payload and annotations as canonical JSON texts."""
+    return assemble_body(
+        e.case_id,
+        e.seq,
+        _str(e.trigger),
+        _str(e.source),
+        _str(e.dest),
+        _str(e.actor),
+        _str(e.role),
+        at,
+        object_text(e.payload) if payload is None else payload,
+        object_text(e.annotations) if notes is None else notes,
+        _str(e.definition_version),
+    )
+
+
+def assemble_body(
+    case_id: int,
+    seq: int,
+    trigger: str,
+    source: str,
+    dest: str,
+    actor: str,
+    role: str,
+    at: str,
+    payload: str,
+    notes: str,
+    version: str,
+) -> str:
+    """The canonical body from JSON-encoded strings and the payload/annotations texts."""
+    return (
+        f'{{"actor":{actor},"annotations":{notes},"at":"{at}","case_id":{case_id},'
+        f'"definition_version":{version},"dest":{dest},"payload":{payload},"role":{role},'
+        f'"seq":{seq},"source":{source},"trigger":{trigger}}}'
+    )
 
 
 def iso_utc(instant: datetime) -> str:
