@@ -4,10 +4,12 @@ hash chains, rollback on failure."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, insert, select
 
 from conftest import AUDITOR, CANDIDATE, COMMITTEE, SYSTEM, candidacy, drive_to_regional_review
@@ -288,3 +290,20 @@ def test_prepared_inserts_and_reads_store_and_return_what_sqlalchemy_does(
     assert fast_timer[2:] == core_timer[2:]  # all but id and key
     assert pending == expected and len(pending) == 2
     assert pending[0][1]["après"] == "P14D"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5))]
+        ),
+    )
+)
+def test_the_fast_path_spells_instants_as_sqlalchemy_stores_them(instant: datetime) -> None:
+    """The SQLite fast path writes DATETIME columns in SQLAlchemy's own spelling (UTC,
+    microseconds always), or ordering and comparisons in SQL would break."""
+    from ti_workflow.storage.sqlite_fast import sqlite_datetime
+
+    assert sqlite_datetime(instant) == instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

