@@ -59,8 +59,8 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Fewer request threads than anyio's 40: writes are serialised by the database
-        # anyway, and fewer threads contending for the GIL keep the writer fast.
+        # Fewer request threads than anyio's 40 (reads, and PostgreSQL writes): fewer
+        # threads contending for the GIL keep the SQLite writer thread fast.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         try:
             yield
