@@ -225,7 +225,6 @@ async def load(
     host, port = base.removeprefix("http://").split(":")
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     latencies: list[float] = []
-    timeline: list[tuple[float, float]] = []
     errors: dict[int | str, int] = {}
     samples: dict[int, str] = {}
     deadline = time.perf_counter() + max_s
@@ -258,7 +257,6 @@ async def load(
                     errors[name] = errors.get(name, 0) + 1
                     return
                 latencies.append(time.perf_counter() - t0)
-                timeline.append((t0, latencies[-1]))
                 if status != 200:
                     errors[status] = errors.get(status, 0) + 1
                     samples.setdefault(status, f"{trigger}: {body[:300]!r}")
@@ -281,7 +279,6 @@ async def load(
         "client_cpu_ms": cpu / max(1, len(latencies)) * 1000,
         "errors": errors,
         "error_samples": samples,
-        "timeline": timeline,
     }
 
 

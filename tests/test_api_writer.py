@@ -39,13 +39,17 @@ def state(engine: Engine, cid: int) -> tuple[str, int, int]:
 def run_held(writer: SerialWriter, fns: list[Callable[[], Any]]) -> list[Any]:
     """Queue ``fns`` while the writer is busy, so that they form one batch; outcomes
     (results or exceptions) in order."""
-    gate = threading.Event()
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        gate.wait()
 
     async def main() -> list[Any]:
-        first = asyncio.ensure_future(writer.run(gate.wait))
-        await asyncio.sleep(0.2)  # the writer thread is now inside ``gate.wait``
+        first = asyncio.ensure_future(writer.run(hold))
+        await asyncio.to_thread(entered.wait)  # the writer thread is inside ``hold``
         rest = [asyncio.ensure_future(writer.run(fn)) for fn in fns]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # each task queues its write, then waits on its future
         gate.set()
         await first
         return await asyncio.gather(*rest, return_exceptions=True)

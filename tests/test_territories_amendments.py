@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import update
 
 from conftest import AUDITOR, COMMITTEE, SYSTEM, EngineFactory, paris
 from territories_helpers import (
@@ -31,10 +32,13 @@ from territories_helpers import (
     opinion,
     territory_of,
 )
+from ti_workflow.audit.snapshot import snapshot
+from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import Forbidden, GuardRefused, InvalidData, NotFound, TransitionNotAllowed
+from ti_workflow.storage import repository
 from ti_workflow.territories.errors import TerritoryRefused
 
 
@@ -306,12 +310,6 @@ def test_amendments_verify_and_replay_on_the_facts_their_rules_read(engine: Engi
     """FAQ 2.3 rules read the territory from the database (its members, the share changed).
     Each step records those facts in its chained event, so an audit re-evaluates the rules
     on what they saw then, whatever the territory became since."""
-    from sqlalchemy import update
-
-    from ti_workflow.audit.snapshot import snapshot
-    from ti_workflow.audit.verify import verify
-    from ti_workflow.storage import repository
-
     marginal = file_amendment(
         engine, amendment(ARDECHE, add=[TARENTAISE], effective_on="2024-06-01")
     )

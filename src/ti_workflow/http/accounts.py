@@ -12,7 +12,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
@@ -30,7 +30,8 @@ from ti_workflow.domain.actors import (
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.http.errors import Unauthenticated
 from ti_workflow.http.tables import ApiAccessLogRow, ApiTokenRow, ApiUserRow
-from ti_workflow.storage.database import read
+from ti_workflow.storage import sqlite_fast
+from ti_workflow.storage.database import is_sqlite, read
 from ti_workflow.storage.repository import utc
 
 users = ApiUserRow.__table__  # type: ignore[attr-defined]
@@ -277,33 +278,23 @@ _AUTH = (
 )
 
 
-_AUTH_SQLITE = (
-    "SELECT u.id, u.name, u.role, u.region, u.email, u.created_at, u.disabled_at, "
-    "t.expires_at, t.revoked_at FROM api_tokens t JOIN api_users u ON u.id = t.user_id "
-    "WHERE t.token_hash = ?"
-)
-
-
 def _token_row(db: Engine, token_hash: str) -> dict[str, Any] | None:
-    """The user and token columns for a token hash: on every request, so on SQLite one
-    statement on a pooled driver connection, without SQLAlchemy's per-statement layers."""
-    if db.dialect.name != "sqlite":
+    """The user and token columns for a token hash. On every request, so on SQLite the
+    compiled ``_AUTH`` runs on a pooled driver connection, without SQLAlchemy's
+    per-statement layers (same values: its types' own processors)."""
+    params = {"h": token_hash}
+    if not is_sqlite(db):
         with read(db) as conn:
-            row = conn.execute(_AUTH, {"h": token_hash}).first()
-        return None if row is None else dict(row._mapping)
-    raw = db.raw_connection()
-    try:
-        found = raw.driver_connection.execute(_AUTH_SQLITE, (token_hash,)).fetchone()  # type: ignore[union-attr]
-    finally:
-        raw.close()
-    if found is None:
-        return None
-    names = ("id", "name", "role", "region", "email", "created_at", "disabled_at")
-    m = dict(zip((*names, "expires_at", "revoked_at"), found, strict=True))
-    for column in ("created_at", "disabled_at", "expires_at", "revoked_at"):
-        if m[column] is not None:
-            m[column] = datetime.fromisoformat(m[column]).replace(tzinfo=UTC)
-    return m
+            rows = [tuple(row) for row in conn.execute(_AUTH, params)]
+    else:
+        raw = db.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            rows = sqlite_fast.select_rows(driver, db.dialect, _AUTH, params)
+        finally:
+            raw.close()
+    return dict(zip(_AUTH.selected_columns.keys(), rows[0], strict=True)) if rows else None
 
 
 def authenticate(db: Engine, secret: str, now: datetime) -> User:

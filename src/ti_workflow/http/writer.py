@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from ti_workflow.engine import Engine
-from ti_workflow.storage.database import batch, savepoint
+from ti_workflow.storage.database import batch, is_sqlite, savepoint
 
 T = TypeVar("T")
 MAX_BATCH = 64
@@ -68,7 +68,7 @@ class FileLock(AbstractContextManager[None]):
 
 def writer_for(engine: Engine) -> SerialWriter:
     """The writer of one process: on a SQLite file, locked against the other workers."""
-    database = engine.db.url.database if engine.db.dialect.name == "sqlite" else None
+    database = engine.db.url.database if is_sqlite(engine.db) else None
     if database and database != ":memory:" and not database.startswith("file:"):
         path = Path(database)
         return SerialWriter(engine.db, FileLock(path.with_name(path.name + ".writer-lock")))
@@ -139,9 +139,11 @@ class SerialWriter:
                     stopping = True
                     break
                 items.append(item)
-            for (_, future, loop), (result, error) in zip(
-                items, self._run_batch(items), strict=True
-            ):
+            try:
+                outcomes = self._run_batch(items)
+            except BaseException as exc:  # never leave a request waiting on a dead writer
+                outcomes = [(None, exc)] * len(items)
+            for (_, future, loop), (result, error) in zip(items, outcomes, strict=True):
                 loop.call_soon_threadsafe(_settle, future, result, error)
 
     def _run_batch(self, items: list[_Item]) -> list[tuple[Any, BaseException | None]]:
@@ -162,6 +164,6 @@ class SerialWriter:
 
 async def run_write(engine: Engine, writer: SerialWriter, fn: Callable[[], T]) -> T:
     """Run a write: on the serial writer thread for SQLite, in the thread pool otherwise."""
-    if engine.db.dialect.name == "sqlite":
+    if is_sqlite(engine.db):
         return await writer.run(fn)
     return await run_in_threadpool(fn)
