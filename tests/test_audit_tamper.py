@@ -193,43 +193,76 @@ def test_cli_verify_names_the_case_and_event(kind: str, campaign_db: Path, tmp_p
     }.items() <= next(r for r in body["rules"] if r["code"] == code).items()
 
 
-def test_outbox_messages_must_belong_to_an_event(
-    sqlite_url: str, make_engine: EngineFactory, clock: SimulatedClock
+def test_outbox_messages_must_belong_to_an_event_or_a_timer(
+    db_url: str, make_engine: EngineFactory, clock: SimulatedClock
 ) -> None:
-    engine = make_engine(sqlite_url)
+    engine = make_engine(db_url)
     run = run_campaign(engine, clock)
     from ti_workflow.mail.tables import OutboxRow
+    from ti_workflow.scheduling.tables import TimerRow
 
     outbox = OutboxRow.__table__  # type: ignore[attr-defined]
-    with engine.db.begin() as conn:  # a message forged into the real outbox: no event #99
+    timers = TimerRow.__table__  # type: ignore[attr-defined]
+    labelled = run.ids["labelled"]
+
+    def message(key: str, **cause: object) -> dict[str, object]:
+        return {
+            "message_id": f"<{key}@example.org>",
+            "dedupe_key": key,
+            "notification": "labelled",
+            "recipients": [],
+            "remaining": [],
+            "rejected": {},
+            "subject": "Forged",
+            "body_text": "x",
+            "body_html": "x",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": clock.now(),
+            "created_at": clock.now(),
+            **cause,
+        }
+
+    with engine.db.begin() as conn:
         linked = conn.execute(
-            select(func.count()).select_from(outbox).where(outbox.c.case_id == run.ids["labelled"])
+            select(func.count()).select_from(outbox).where(outbox.c.case_id == labelled)
         ).scalar_one()
         assert linked > 0, "the campaign queued messages for its events"
-        conn.execute(
-            outbox.insert(),
+        timer = conn.execute(
+            timers.insert().returning(timers.c.id),
             {
-                "message_id": "<forged@example.org>",
-                "dedupe_key": "forged",
-                "notification": "labelled",
-                "case_id": run.ids["labelled"],
-                "event_seq": 99,
-                "recipients": [],
-                "remaining": [],
-                "rejected": {},
-                "subject": "Forged",
-                "body_text": "x",
-                "body_html": "x",
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": clock.now(),
+                "key": "announce-test",
+                "campaign_id": "ti-2023-2027",
+                "case_id": labelled,
+                "name": "decision_announcement",
+                "due_at": clock.now(),
+                "action": {},
+                "late_policy": "fire",
+                "status": "done",
+                "outcome": {},
                 "created_at": clock.now(),
             },
-        )
+        ).scalar_one()
+        # Legitimate: a message a timer sent (announcements, reminders, escalations).
+        conn.execute(outbox.insert(), message("by-timer", case_id=labelled, timer_id=timer))
+        conn.execute(outbox.insert(), message("campaign-wide", timer_id=timer))
+        # Forged: no event #99, no timer #424242, no cause at all.
+        conn.execute(outbox.insert(), message("no-event", case_id=labelled, event_seq=99))
+        conn.execute(outbox.insert(), message("no-timer", case_id=labelled, timer_id=424242))
+        conn.execute(outbox.insert(), message("no-cause"))
     report = verify(engine)
-    assert [(f.case_id, f.seq, f.code) for f in report.findings] == [
-        (run.ids["labelled"], 99, "orphan_message")
-    ]
+    assert sorted(
+        ((f.case_id or 0, f.seq, f.code, f.message.split(" ", 3)[3]) for f in report.findings),
+        key=str,
+    ) == sorted(
+        [
+            (0, None, "orphan_message", "names no event and no timer"),
+            (labelled, 99, "orphan_message", "names event #99, which does not exist"),
+            (labelled, None, "orphan_message", "names timer #424242, which does not exist"),
+        ],
+        key=str,
+    )
+    assert "campaign: [orphan_message]" in [str(f)[:26] for f in report.findings]
 
 
 def test_cli_verify_in_two_processes_names_the_case_and_event(

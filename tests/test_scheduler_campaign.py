@@ -17,6 +17,7 @@ import pytest
 
 from conftest import COMMITTEE, candidacy, paris
 from sched_support import Driver, Sink, dispatcher, open_with, settings_for, smtp_sink
+from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
@@ -171,6 +172,11 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
     }
     lapse = [e for e in engine.history(b, COMMITTEE) if e.trigger == "lapse"]
     assert [(e.actor, e.at) for e in lapse] == [("system", paris("2023-09-23T00:00:00"))]
+
+    # The log of a campaign whose timers mailed reminders, announcements and an
+    # escalation verifies: a message a timer sent names that timer, not an event.
+    report = verify(engine)
+    assert report.ok, [str(f) for f in report.findings]
 
     # Nothing left to do, and a further sweep does nothing and sends nothing.
     before = len(sink.received)

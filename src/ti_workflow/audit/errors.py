@@ -28,7 +28,7 @@ class AuditFailed(TiWorkflowError):
     def details(self) -> list[dict[str, str | None]]:
         return [
             {
-                "case_id": str(f.case_id),
+                "case_id": None if f.case_id is None else str(f.case_id),
                 "seq": None if f.seq is None else str(f.seq),
                 "code": f.code,
                 "message": f.message,

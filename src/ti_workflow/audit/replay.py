@@ -31,7 +31,7 @@ MIGRATE = "migrate"
 class Finding:
     """One thing wrong, located: the case, the event sequence number (if any), what."""
 
-    case_id: int
+    case_id: int | None  # None: a campaign-wide message (see ``orphan_messages``)
     seq: int | None
     code: str
     message: str
@@ -45,7 +45,8 @@ class Finding:
         }
 
     def __str__(self) -> str:
-        where = f"case {self.case_id}" + (f", event #{self.seq}" if self.seq is not None else "")
+        where = "campaign" if self.case_id is None else f"case {self.case_id}"
+        where += f", event #{self.seq}" if self.seq is not None else ""
         return f"{where}: [{self.code}] {self.message}"
 
 

@@ -136,14 +136,20 @@ def notifications(conn: Connection, case_id: int) -> list[dict[str, Any]]:
     return [{k: v for k, v in r._mapping.items() if k in wanted and v is not None} for r in rows]
 
 
-def orphan_messages(conn: Connection, case_id: int | None = None) -> list[tuple[Any, int, Any]]:
-    """Outbox rows whose ``(case_id, seq)`` names no event: ``(message id, case_id, seq)``."""
+def orphan_messages(
+    conn: Connection, case_id: int | None = None
+) -> list[tuple[Any, int | None, Any, str]]:
+    """Outbox rows whose cause does not exist: ``(message id, case_id, seq, what)``.
+
+    A message names the event that caused it (``case_id``, ``seq``) or, when a timer
+    sent it (reminders, announcements, escalations), that timer (``timer_id``).
+    """
     found = outbox_table(conn)
     if found is None:
         return []
     table, seq = found
     ident = table.c["id"] if "id" in table.c else table.c[seq]
-    query = (
+    by_event = (
         select(ident, table.c.case_id, table.c[seq])
         .select_from(
             table.outerjoin(
@@ -151,8 +157,33 @@ def orphan_messages(conn: Connection, case_id: int | None = None) -> list[tuple[
                 (events_t.c.case_id == table.c.case_id) & (events_t.c.seq == table.c[seq]),
             )
         )
-        .where(events_t.c.id.is_(None))
+        .where(table.c[seq].is_not(None), events_t.c.id.is_(None))
     )
     if case_id is not None:
-        query = query.where(table.c.case_id == case_id)
-    return [(r[0], int(r[1]), r[2]) for r in conn.execute(query).all()]
+        by_event = by_event.where(table.c.case_id == case_id)
+    found_rows = [
+        (r[0], r[1], r[2], f"names event #{r[2]}, which does not exist")
+        for r in conn.execute(by_event).all()
+    ]
+    if "timer_id" not in table.c:
+        return found_rows
+    unlinked = table.c[seq].is_(None)
+    if inspect(conn).has_table("timers"):
+        timers = Table("timers", MetaData(), autoload_with=conn)
+        by_timer = (
+            select(ident, table.c.case_id, table.c.timer_id)
+            .select_from(table.outerjoin(timers, timers.c.id == table.c.timer_id))
+            .where(unlinked, timers.c.id.is_(None))
+        )
+    else:
+        by_timer = select(ident, table.c.case_id, table.c.timer_id).where(unlinked)
+    if case_id is not None:
+        by_timer = by_timer.where(table.c.case_id == case_id)
+    for r in conn.execute(by_timer).all():
+        cause = (
+            "names no event and no timer"
+            if r[2] is None
+            else (f"names timer #{r[2]}, which does not exist")
+        )
+        found_rows.append((r[0], r[1], None, cause))
+    return sorted(found_rows, key=lambda r: (r[1] or 0, r[0]))

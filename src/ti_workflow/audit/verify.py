@@ -94,14 +94,9 @@ def verify(
     else:
         report = parallel(engine, ranges, quick, progress)
     with read(engine.db) as conn:
-        for message, msg_case, seq in orphan_messages(conn, case_id):
+        for message, msg_case, seq, cause in orphan_messages(conn, case_id):
             report.findings.append(
-                Finding(
-                    msg_case,
-                    seq,
-                    "orphan_message",
-                    f"outbox message {message} names event #{seq}, which does not exist",
-                )
+                Finding(msg_case, seq, "orphan_message", f"outbox message {message} {cause}")
             )
     return report
 
