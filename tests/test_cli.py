@@ -249,3 +249,31 @@ def test_workflows_diagram_is_mermaid_from_the_yaml() -> None:
     )
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert result.stdout.strip() in readme, "the README embeds the current candidacy diagram"
+
+
+def test_validate_and_init_refuse_campaign_timers_the_workflows_cannot_run(
+    cli_env: dict[str, str],
+) -> None:
+    campaign = Path(cli_env["TI_WORKFLOW_WORKFLOWS_DIR"]) / "campaigns" / "ti-2023-2027.yaml"
+    text = campaign.read_text()
+    for old, new in (
+        ("{notify: labelled, in: [labelled]}", "{notify: labeled, in: [labelled]}"),
+        ("{fire: close_regional_review, in: [regional_review]}", "{fire: close, in: [review]}"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    campaign.write_text(text)
+    expected = [
+        "timers[decision_announcement].actions[0].notify: unknown notification 'labeled'",
+        "timers[regional_review_deadline].actions[0].fire: unknown trigger 'close'",
+        "timers[regional_review_deadline].actions[0].in: unknown state 'review'",
+    ]
+    for args in (("validate",), ("validate", str(campaign)), ("init",)):
+        result = run("--json", *args, env=cli_env)
+        assert result.returncode == 1, args
+        rules = sorted(r["message"] for r in json.loads(result.stdout)["rules"])
+        assert [r.split(": ", 1)[1] for r in rules] == expected, args
+        assert all(r.startswith(f"{campaign}: ") for r in rules)
+    # Every other command refuses to start on these files too, with the same errors.
+    listed = run("case", "list", env=cli_env)
+    assert listed.returncode == 1 and expected[0] in listed.stderr

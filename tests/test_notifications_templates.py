@@ -66,6 +66,31 @@ def test_a_typo_in_an_attribute_fails_at_load_not_at_send(sqlite_url: str, templ
         open_engine(Settings(db_url=sqlite_url, notifications_dir=templates), CLOCK)
 
 
+@pytest.mark.parametrize(
+    ("notification", "line", "cause"),
+    [  # what a timer-sent mail has no event for, and an event-sent one no timer for
+        ("submission_acknowledged.subject.txt", "Reçu avant {{ timer.due_at }}", "an event"),
+        ("closing_reminder.txt", "Dernier dépôt : {{ event.at }}", "a timer"),
+        ("labelled.txt", "{{ event.actor }}", "a timer"),  # sent at the announcement
+    ],
+)
+def test_a_variable_that_is_none_for_what_sends_it_fails_at_load(
+    sqlite_url: str, templates: Path, notification: str, line: str, cause: str
+) -> None:
+    path = templates / notification
+    path.write_text(path.read_text() + f"\n{line}\n")
+    with pytest.raises(InvalidTemplate) as exc:
+        open_engine(Settings(db_url=sqlite_url, notifications_dir=templates), CLOCK)
+    assert f"{path}: does not render when sent by {cause}" in str(exc.value)
+    assert "'None' has no attribute" in str(exc.value)
+
+
+def test_a_render_failure_at_send_time_is_a_template_error_not_a_crash(templates: Path) -> None:
+    renderer = Renderer(templates)
+    with pytest.raises(InvalidTemplate, match=r"labelled\.\*: does not render: 'case' is undef"):
+        renderer.render("labelled", {})
+
+
 def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
     engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
     case = engine.create_case(

@@ -19,7 +19,9 @@ from ti_workflow.domain.timers import Delay, add_business_days
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.scheduling.jobs import JOBS, JobContext, register_job
 from ti_workflow.scheduling.sweep import sweep
+from ti_workflow.scheduling.timers import list_timers
 from ti_workflow.settings import Settings
+from ti_workflow.storage.database import read
 
 CAMPAIGN = """
 campaign: test
@@ -160,4 +162,49 @@ def test_a_timer_at_0230_paris_on_27_october_2024_fires_once(dst_world: Settings
         ("at_the_fold", datetime(2024, 10, 27, 0, 30, tzinfo=UTC)),  # first 02:30 (CEST) only
         ("nightly", datetime(2024, 10, 27, 0, 30, tzinfo=UTC)),
         ("nightly", datetime(2024, 10, 28, 1, 30, tzinfo=UTC)),  # 02:30 CET
+    ]
+
+
+def test_a_timer_removed_from_the_campaign_file_is_cancelled_not_fired(
+    dst_world: Settings,
+) -> None:
+    runs: list[str] = []
+
+    @register_job("count_runs")
+    def count(ctx: JobContext) -> dict[str, Any]:
+        runs.append(ctx.timer_name)
+        return {}
+
+    @register_job("count_other")
+    def other(ctx: JobContext) -> dict[str, Any]:
+        runs.append(f"{ctx.timer_name}:other")
+        return {}
+
+    try:
+        clock = SimulatedClock(datetime(2024, 10, 26, 12, 0, tzinfo=UTC))
+        engine = open_engine(dst_world, clock)
+        sweep(engine)  # nightly ran at 02:30 on the 26th; its next occurrence is pending
+        engine.db.dispose()
+        assert runs == ["nightly"]
+        campaign = dst_world.workflows_dir / "campaigns" / "dst.yaml"
+        text = campaign.read_text()
+        fold = "{name: at_the_fold, at: 2024-10-27, time: '02:30', actions: [{job: count_runs}]}"
+        later = "{name: later, at: 2024-10-27, time: '05:00', actions: [{job: count_other}]}"
+        assert fold in text
+        text = text.replace(fold, later)  # at_the_fold removed, a new timer added
+        text = text.replace("count_runs", "count_other")  # nightly now runs another job
+        campaign.write_text(text)
+        clock.set(datetime(2024, 10, 27, 12, 0, tzinfo=UTC))
+        engine = open_engine(dst_world, clock)
+        report = sweep(engine)
+        with read(engine.db) as conn:
+            cancelled = list_timers(conn, statuses=["cancelled"])
+        engine.db.dispose()
+    finally:
+        JOBS.pop("count_runs", None)
+        JOBS.pop("count_other", None)
+    assert runs == ["nightly", "nightly:other", "later:other"]
+    assert [t["name"] for t in report.timers] == ["nightly", "later"]
+    assert [(t["name"], t["outcome"]) for t in cancelled] == [
+        ("at_the_fold", {"reason": "removed from the file of campaign dst-2024"})
     ]

@@ -15,6 +15,7 @@ from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
+from ti_workflow.scheduling.install import campaign_timer_errors
 from ti_workflow.scheduling.install import install as install_scheduling
 from ti_workflow.settings import Settings
 from ti_workflow.storage import catalog as stored
@@ -70,7 +71,9 @@ def _sync(db: SqlEngine, settings: Settings, clock: Clock) -> _Files:
             campaigns.append((load_campaign(path), path.read_text(encoding="utf-8")))
         except InvalidDefinition as exc:
             errors.extend(exc.errors)
-    if errors:
+    current = {d.name: d for d in definitions}
+    errors += campaign_timer_errors(current, (c for c, _ in campaigns))
+    if errors:  # nothing stored: a file that names what the others lack is refused whole
         raise InvalidDefinition(errors)
     now = clock.now()
     new = []

@@ -17,8 +17,10 @@ from ti_workflow.cli import territory as territory_cli
 from ti_workflow.cli.common import ROOT, DbOpt, JsonOpt, command, console, emit, settings
 from ti_workflow.definitions.campaigns import load_campaign
 from ti_workflow.definitions.loader import load_definition, load_definitions
+from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.machine import CompiledMachine
 from ti_workflow.errors import InvalidDefinition, NotFound
+from ti_workflow.scheduling.install import campaign_timer_errors
 
 app = typer.Typer(
     name="ti-workflow",
@@ -82,17 +84,24 @@ def validate(
     errors: list[str] = []
     checked = []
     workflow_paths = [p for p in paths if p.parent.name != "campaigns"]
+    given: list[Definition] = []
     try:
-        for d in load_definitions(workflow_paths):
+        for d in (given := load_definitions(workflow_paths)):
             checked.append({"file": d.source, "workflow": d.name, "version": d.version})
     except InvalidDefinition as exc:
         errors.extend(exc.errors)
+    campaigns = []
     for path in (p for p in paths if p.parent.name == "campaigns"):
         try:
             c = load_campaign(path)
+            campaigns.append(c)
             checked.append({"file": str(path), "campaign": c.id})
         except InvalidDefinition as exc:
             errors.extend(exc.errors)
+    if campaigns and not errors:  # what their timers name, in the workflows they act on
+        current = {d.name: d for d in load_definitions(s.workflow_files())}
+        current.update({d.name: d for d in given})  # the files given take precedence
+        errors += campaign_timer_errors(current, campaigns)
     if errors:
         raise InvalidDefinition(errors)
 

@@ -34,6 +34,8 @@ CASE_VARIABLES = frozenset(
     {"case", "campaign", "event", "timer", "reason", "decision", "missing_opinions", "params"}
 )
 CAMPAIGN_VARIABLES = frozenset({"campaign", "timer", "params", "count", "cases"})
+CAUSES = frozenset({"event", "timer"})
+"""What may send a notification: an event (``when:``) or a timer (no ``event`` then)."""
 MONTHS = (
     "janvier",
     "février",
@@ -128,10 +130,17 @@ class Renderer:
         self._parts: dict[str, tuple[Template, Template, Template]] = {}
 
     def check(
-        self, specs: Iterable[NotificationSpec], samples: Iterable[Mapping[str, Any]]
+        self,
+        specs: Iterable[NotificationSpec],
+        samples: Iterable[Mapping[str, Any]],
+        causes: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """Every part of every notification exists, uses only given names, and renders with
-        each sample (one per campaign: its parameters differ)."""
+        each sample (one per campaign: its parameters differ) as each of its causes gives it.
+
+        ``causes`` says what sends each notification: ``event`` (its ``when:`` trigger; no
+        ``timer``), ``timer`` (a timer, or an escalation; no ``event``). Unlisted: both.
+        """
         specs = list(specs)
         errors: list[str] = []
         for spec in specs:
@@ -156,24 +165,32 @@ class Renderer:
                     )
         if not errors:
             for sample in samples:
-                errors += self._render_all(specs, sample)
+                errors += self._render_all(specs, sample, causes or {})
         if errors:
             raise InvalidTemplate(sorted(set(errors)))
 
-    def _render_all(self, specs: list[NotificationSpec], sample: Mapping[str, Any]) -> list[str]:
+    def _render_all(
+        self,
+        specs: list[NotificationSpec],
+        sample: Mapping[str, Any],
+        causes: Mapping[str, frozenset[str]],
+    ) -> list[str]:
         errors = []
         for spec in specs:
             allowed = provided(spec)
-            context = {k: v for k, v in sample.items() if k in allowed}
-            context.update({v: f"<{v}>" for v in spec.variables})
-            for part in PARTS:
-                try:
-                    self.env.get_template(f"{spec.name}.{part}").render(context)
-                except (TemplateError, TypeError, ValueError) as exc:
-                    errors.append(
-                        f"{self.directory / f'{spec.name}.{part}'}: does not render with a "
-                        f"sample {spec.scope} of campaign {sample['campaign']['id']}: {exc}"
-                    )
+            for cause in sorted(causes.get(spec.name, CAUSES)):
+                context = {k: v for k, v in sample.items() if k in allowed}
+                context.update({v: f"<{v}>" for v in spec.variables})
+                context["timer" if cause == "event" else "event"] = None  # what it lacks
+                for part in PARTS:
+                    try:
+                        self.env.get_template(f"{spec.name}.{part}").render(context)
+                    except (TemplateError, TypeError, ValueError) as exc:
+                        errors.append(
+                            f"{self.directory / f'{spec.name}.{part}'}: does not render when "
+                            f"sent by {'an event' if cause == 'event' else 'a timer'} (sample "
+                            f"{spec.scope} of campaign {sample['campaign']['id']}): {exc}"
+                        )
         return errors
 
     def render(self, notification: str, context: Mapping[str, Any]) -> Rendered:
@@ -184,5 +201,10 @@ class Renderer:
             except TemplateNotFound as exc:
                 raise InvalidTemplate([f"{self.directory / str(exc)}: missing"]) from None
             parts = self._parts[notification] = (found[0], found[1], found[2])
-        subject, text, html = (template.render(context) for template in parts)
+        try:
+            subject, text, html = (template.render(context) for template in parts)
+        except (TemplateError, TypeError, ValueError) as exc:  # what the load check missed
+            raise InvalidTemplate(
+                [f"{self.directory / notification}.*: does not render: {exc}"]
+            ) from None
         return Rendered(" ".join(subject.split()), text.strip() + "\n", html)

@@ -11,6 +11,7 @@ left the states they act in.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, update
 
 from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.events import Event
 from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.engine import Change, Engine
@@ -26,7 +28,7 @@ from ti_workflow.errors import InvalidDefinition
 from ti_workflow.mail.directory import load_directory
 from ti_workflow.mail.errors import InvalidTemplate
 from ti_workflow.mail.outbox import Composer
-from ti_workflow.mail.render import Renderer
+from ti_workflow.mail.render import CAUSES, Renderer
 from ti_workflow.scheduling.jobs import JOBS
 from ti_workflow.scheduling.timers import PENDING_OF_CASE, insert_timer, timers
 from ti_workflow.settings import Settings
@@ -71,11 +73,13 @@ def install(engine: Engine, settings: Settings) -> None:
         for spec in workflow_specs(engine.catalog.definition(version))[1]:
             specs.setdefault(spec.name, spec)
     campaigns: list[Campaign | None] = [*engine.catalog.campaigns.values()] or [None]
+    causes = _causes(engine, specs.values())
     key = (
         str(folder),
         tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())),
         tuple(sorted(specs.items())),
         repr([(c.id, sorted(c.parameters.items())) if c else None for c in campaigns]),
+        tuple(sorted(causes.items())),
     )
     if key in _CHECKED:
         renderer = _RENDERERS[str(folder)]
@@ -83,37 +87,74 @@ def install(engine: Engine, settings: Settings) -> None:
         renderer = _RENDERERS[str(folder)] = Renderer(folder)
     composer = Composer(renderer, directory, engine.catalog.reference, settings.mail_from)
     if key not in _CHECKED:
-        renderer.check(specs.values(), [_sample(composer, c) for c in campaigns])
+        renderer.check(specs.values(), [_sample(composer, c) for c in campaigns], causes)
         _CHECKED.add(key)
     _check_campaign_timers(engine)
     engine.hooks.append(_hook(composer))
     _INSTALLED[engine] = Scheduling(settings, composer)
 
 
+def _causes(engine: Engine, specs: Iterable[NotificationSpec]) -> dict[str, frozenset[str]]:
+    """What sends each notification: ``event`` (its ``when:``) and/or ``timer`` (a case
+    timer's ``notify:``, a campaign timer's ``notify`` action, an escalation). Templates
+    are rendered at load as each cause gives them: a timer gives no ``event``."""
+    causes: dict[str, set[str]] = {}
+    for spec in specs:
+        found = causes.setdefault(spec.name, set())
+        if spec.when:
+            found.add("event")
+        if spec.scope != "case" or spec.name == ESCALATION:
+            found.add("timer")
+    for version in engine.catalog.current.values():
+        for timer in workflow_specs(engine.catalog.definition(version))[0]:
+            if timer.notify:
+                causes.setdefault(timer.notify, set()).add("timer")
+    for campaign in engine.catalog.campaigns.values():
+        for campaign_timer in campaign.timers:
+            for action in campaign_timer.actions:
+                if action.kind == "notify":
+                    causes.setdefault(action.name, set()).add("timer")
+    return {name: frozenset(found or CAUSES) for name, found in causes.items()}
+
+
 def _check_campaign_timers(engine: Engine) -> None:
-    errors: list[str] = []
     catalog = engine.catalog
-    for campaign in catalog.campaigns.values():
+    current = {name: catalog.current_definition(name) for name in catalog.current}
+    errors = campaign_timer_errors(current, catalog.campaigns.values(), jobs=True)
+    if errors:
+        raise InvalidDefinition(errors)
+
+
+def campaign_timer_errors(
+    definitions: Mapping[str, Definition], campaigns: Iterable[Campaign], jobs: bool = False
+) -> list[str]:
+    """What the campaign timers name that the workflow files do not have: a workflow, a
+    state, a trigger, a notification, the ``context:`` it needs; with ``jobs``, a job
+    registered in this process. Run by ``validate``, ``init`` and at every engine start."""
+    errors: list[str] = []
+    for campaign in campaigns:
         for spec in campaign.timers:
             where = f"{campaign.source}: timers[{spec.name}]"
             if not spec.workflow:
                 definition = None
-            elif spec.workflow not in catalog.current:
+            elif spec.workflow not in definitions:
                 errors.append(f"{where}.workflow: unknown workflow {spec.workflow!r}")
                 continue
             else:
-                definition = catalog.current_definition(spec.workflow)
+                definition = definitions[spec.workflow]
             notes = {n.name: n for n in workflow_specs(definition)[1]} if definition else {}
             if spec.late == "escalate" and ESCALATION not in notes:
                 errors.append(f"{where}.late: escalate needs a {ESCALATION!r} notification")
             for i, action in enumerate(spec.actions):
                 path = f"{where}.actions[{i}]"
                 if action.kind == "job":
-                    if action.name not in JOBS:
+                    if jobs and action.name not in JOBS:
                         known = ", ".join(sorted(JOBS)) or "none registered"
                         errors.append(f"{path}.job: unknown job {action.name!r} (known: {known})")
                     continue
-                assert definition is not None
+                if definition is None:
+                    errors.append(f"{path}: a {action.kind} action needs the timer's workflow")
+                    continue
                 for state in action.states:
                     if state not in definition.state_names:
                         errors.append(f"{path}.in: unknown state {state!r}")
@@ -129,8 +170,7 @@ def _check_campaign_timers(engine: Engine) -> None:
                             errors.append(
                                 f"{where}.context: {action.name!r} needs {', '.join(missing)}"
                             )
-    if errors:
-        raise InvalidDefinition(errors)
+    return errors
 
 
 def _hook(composer: Composer) -> Any:

@@ -51,34 +51,68 @@ def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:
 
 
 def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: datetime) -> int:
-    """Create the rows of every campaign timer; move the due instant of pending ones if the
-    campaign file changed. Returns how many rows were created."""
+    """Make the pending rows say what the campaign files say: create the rows of new
+    timers, move or re-plan pending ones whose file entry changed (the next occurrence of
+    a repeating timer takes its new actions and late policy, and keeps its instant), and
+    cancel pending ones whose entry is gone (a timer removed from the file must not
+    fire). Returns how many rows were created."""
     created = 0
     for campaign in campaigns:
+        pending = {
+            row.key: row
+            for row in conn.execute(
+                select(timers.c.id, timers.c.key, timers.c.name, timers.c.due_at)
+                .add_columns(timers.c.action, timers.c.late_policy)
+                .where(
+                    timers.c.campaign_id == campaign.id,
+                    timers.c.case_id.is_(None),
+                    timers.c.status == "pending",
+                )
+            )
+        }
         for spec in campaign.timers:
             key = f"campaign:{campaign.id}:{spec.name}"
             action = campaign_action(spec)
-            if insert_timer(
-                conn,
-                key=key,
-                campaign_id=campaign.id,
-                case_id=None,
-                name=spec.name,
-                due_at=spec.due,
-                action=action,
-                late_policy=spec.late,
-                created_at=now,
-            ):
-                created += 1
-                continue
+            row = pending.get(key)
+            if row is None:
+                created += insert_timer(
+                    conn,
+                    key=key,
+                    campaign_id=campaign.id,
+                    case_id=None,
+                    name=spec.name,
+                    due_at=spec.due,
+                    action=action,
+                    late_policy=spec.late,
+                    created_at=now,
+                )
+            elif (utc(row.due_at), row.action, row.late_policy) != (spec.due, action, spec.late):
+                conn.execute(
+                    update(timers)
+                    .where(timers.c.id == row.id, timers.c.status == "pending")
+                    .values(due_at=spec.due, action=action, late_policy=spec.late)
+                )
+            for later in pending.values():  # the next occurrence of a repeating timer
+                if later.key.startswith(f"{key}@") and (later.action, later.late_policy) != (
+                    action,
+                    spec.late,
+                ):
+                    conn.execute(
+                        update(timers)
+                        .where(timers.c.id == later.id, timers.c.status == "pending")
+                        .values(action=action, late_policy=spec.late)
+                    )
+        declared = {spec.name for spec in campaign.timers}
+        gone = [row.id for row in pending.values() if row.name not in declared]
+        if gone:
             conn.execute(
                 update(timers)
-                .where(
-                    timers.c.key == key,
-                    timers.c.status == "pending",
-                    or_(timers.c.due_at != spec.due, timers.c.late_policy != spec.late),
+                .where(timers.c.id.in_(gone), timers.c.status == "pending")
+                .values(
+                    status="cancelled",
+                    fired_at=now,
+                    outcome={"reason": f"removed from the file of campaign {campaign.id}"},
                 )
-                .values(due_at=spec.due, action=action, late_policy=spec.late)
             )
     return created
 
