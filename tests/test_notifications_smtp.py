@@ -156,3 +156,29 @@ def test_case_history_of_mail_is_visible_to_who_may_see_the_case(
         [row] = outbox.list_messages(conn, case_id=case_id)
     assert row["to"] == ["candidate <t0@example.org>"] and row["event_seq"] == 2
     assert row["subject"] == "Accusé de réception de votre candidature « Territoire 0 »"
+
+
+TITLES = [  # long French titles whose subjects fold; the first lost its space before «»
+    "Vallée de l'Arve",
+    "Haute-Vallée de l'Arve et du Mont-Blanc, territoire d'industrie élargi",
+    "Œuvre « commune » des vallées & des plateaux",
+    "Pays de Montbéliard Agglomération – Nord Franche-Comté industriel",
+    "A" * 90,
+]
+
+
+def test_subjects_arrive_exactly_as_stored(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, _clock, settings = setup
+    for i, title in enumerate(TITLES):
+        who = Actor("candidate", email=f"s{i}@example.org")
+        data = candidacy(territory_name=title, contact_email=who.email)
+        case = engine.create_case("candidacy", "ti-2023-2027", data, who)
+        engine.fire(case.id, "submit", who)
+    stored = {m["id"]: m["subject"] for m in _messages(engine)}
+    assert len(stored) == len(TITLES)
+    with smtp_sink(port) as sink:
+        assert dispatcher(engine, settings).send_due().sent == len(TITLES)
+    assert sorted(m.subject for m in sink.received) == sorted(stored.values())
+    assert all(title in m.subject for m, title in zip(sink.received, TITLES, strict=True))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -166,12 +167,24 @@ def campaign_context(campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def encoded_subject(subject: str) -> str:
+    """The Subject as RFC 2047 encoded words, folded by ``email.header.Header``.
+
+    Python 3.11's own header folding drops the space between two encoded words in about
+    one long French subject in 13 (``« Vallée de l'Arve»``); a raw value with lines under
+    78 characters is written as it is.
+    """
+    if subject.isascii():
+        return Header(subject, header_name="Subject").encode()
+    return Header(subject, "utf-8", header_name="Subject").encode()
+
+
 def build_message(row: Row[Any] | Mapping[str, Any], mail_from: str) -> EmailMessage:
     m = row._mapping if isinstance(row, Row) else row
     msg = EmailMessage()
     msg["From"] = mail_from
     msg["To"] = ", ".join(r["address"] for r in m["recipients"])
-    msg["Subject"] = m["subject"]
+    msg.set_raw("Subject", encoded_subject(m["subject"]))
     msg["Message-ID"] = m["message_id"]
     msg["Date"] = format_datetime(utc(m["created_at"]))
     msg["X-TI-Notification"] = m["notification"]
