@@ -182,3 +182,25 @@ def test_subjects_arrive_exactly_as_stored(
         assert dispatcher(engine, settings).send_due().sent == len(TITLES)
     assert sorted(m.subject for m in sink.received) == sorted(stored.values())
     assert all(title in m.subject for m, title in zip(sink.received, TITLES, strict=True))
+
+
+def test_a_row_no_server_could_take_fails_alone_with_the_reason(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, _clock, settings = setup
+    first, second = _submit(engine, 2)
+    with engine.db.begin() as conn:  # written behind the engine's back: a header injection
+        conn.execute(
+            outbox.outbox.update()
+            .where(outbox.outbox.c.case_id == first)
+            .values(
+                recipients=[{"role": "candidate", "address": "a@example.org\r\nBcc: x@y.z"}],
+                remaining=["a@example.org\r\nBcc: x@y.z"],
+            )
+        )
+    with smtp_sink(port) as sink:
+        report = dispatcher(engine, settings).send_due()
+    assert (report.sent, report.failed) == (1, 1), report
+    assert [m.message["X-TI-Case"] for m in sink.received] == [str(second)]
+    failed = next(m for m in _messages(engine) if m["case_id"] == first)
+    assert failed["status"] == "failed" and "cannot build the message" in failed["last_error"]

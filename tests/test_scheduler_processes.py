@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner, Result
 
@@ -136,7 +137,10 @@ def test_tick_refuses_a_future_horizon_and_bad_dates(sqlite_url: str) -> None:
     bad_date = quick("scheduler", "tick", "--until", "22/09/2023", "--db", sqlite_url)
     assert bad_date.exit_code == 2 and "ISO 8601" in bad_date.stderr
     retry = quick("notifications", "retry", "7", "--db", sqlite_url)
-    assert retry.exit_code == 2 and "message 7: unknown message" in retry.stderr
+    assert retry.exit_code == 1 and "unknown message 7" in retry.stderr
+    for listing in (("timers", "list"), ("notifications", "list")):
+        unknown = quick(*listing, "--case", "999", "--db", sqlite_url)
+        assert unknown.exit_code == 1 and "unknown case 999" in unknown.stderr, listing
     with create_engine(sqlite_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(timers)).scalar() == 0
 
@@ -212,5 +216,32 @@ def test_case_notifications_shows_what_was_sent_to_whom_within_scope(sqlite_url:
     shown = quick("notifications", "show", str(row["id"]), "--db", sqlite_url)
     assert "Subject: Accusé de réception de votre candidature « Vallée de l'Arve »" in shown.stdout
     assert "Message-ID: " + row["message_id"] in shown.stdout
+    assert "--- text/html ---" in shown.stdout and "<p>" in shown.stdout.split("text/html")[1]
     not_failed = quick("notifications", "retry", str(row["id"]), "--db", sqlite_url)
-    assert not_failed.exit_code == 2 and "only failed or partial messages" in not_failed.stderr
+    assert not_failed.exit_code == 1 and "only failed or partial messages" in not_failed.stderr
+    assert f"message {row['id']} is pending" in not_failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("TI_WORKFLOW_MAIL_FROM", "no-reply@example.org\r\nBcc: x@example.org", "no line break"),
+        ("TI_WORKFLOW_MAIL_FROM", "a@example.org, b@example.org", "not one sender address"),
+        ("TI_WORKFLOW_MAIL_FROM", "not an address", "not one sender address"),
+        ("TI_WORKFLOW_SMTP_PORT", "70000", "must be at most 65535"),
+        ("TI_WORKFLOW_SMTP_TLS", "ssl", "is not one of none, starttls, tls"),
+    ],
+)
+def test_bad_mail_settings_are_refused_before_anything_is_sent(
+    sqlite_url: str, variable: str, value: str, problem: str
+) -> None:
+    result = quick("notifications", "send", "--db", sqlite_url, env={variable: value})
+    assert result.exit_code == 2, result.output
+    assert variable in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_good_sender_with_a_display_name_is_accepted(sqlite_url: str) -> None:
+    sender = '"Territoires d\'industrie, ANCT" <no-reply@anct.example.gouv.fr>'
+    ok = quick("notifications", "list", "--db", sqlite_url, env={"TI_WORKFLOW_MAIL_FROM": sender})
+    assert ok.exit_code == 0, ok.stderr

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from email.utils import getaddresses
 from importlib import resources
 from pathlib import Path
 
+from ti_workflow.domain.actors import EMAIL_RE
 from ti_workflow.errors import FieldError, InvalidData
 
 DEFAULT_DB = "sqlite:///ti_workflow.db"
@@ -61,12 +63,12 @@ class Settings:
             if env.get("TI_WORKFLOW_NOTIFICATIONS_DIR")
             else _bundled("notifications"),
             smtp_host=env.get("TI_WORKFLOW_SMTP_HOST", "localhost"),
-            smtp_port=_int(env, "TI_WORKFLOW_SMTP_PORT", 1025),
+            smtp_port=_int(env, "TI_WORKFLOW_SMTP_PORT", 1025, maximum=65535),
             smtp_tls=_choice(env, "TI_WORKFLOW_SMTP_TLS", "none", SMTP_TLS_MODES),
             smtp_username=env.get("TI_WORKFLOW_SMTP_USERNAME") or None,
             smtp_password=env.get("TI_WORKFLOW_SMTP_PASSWORD") or None,
             smtp_timeout=float(_int(env, "TI_WORKFLOW_SMTP_TIMEOUT", 30)),
-            mail_from=env.get("TI_WORKFLOW_MAIL_FROM") or cls.mail_from,
+            mail_from=_mail_from(env.get("TI_WORKFLOW_MAIL_FROM") or cls.mail_from),
             directory_file=Path(env["TI_WORKFLOW_DIRECTORY"])
             if env.get("TI_WORKFLOW_DIRECTORY")
             else None,
@@ -83,7 +85,7 @@ class Settings:
         return sorted(self.campaigns_dir.glob("*.yaml"))
 
 
-def _int(env: os._Environ[str], name: str, default: int) -> int:
+def _int(env: os._Environ[str], name: str, default: int, maximum: int | None = None) -> int:
     raw = env.get(name)
     if not raw:
         return default
@@ -95,6 +97,25 @@ def _int(env: os._Environ[str], name: str, default: int) -> int:
         ) from None
     if value < 0:
         raise InvalidData("settings", [FieldError(name, f"must be positive, got {value}")])
+    if maximum is not None and value > maximum:
+        raise InvalidData("settings", [FieldError(name, f"must be at most {maximum}, got {value}")])
+    return value
+
+
+def _mail_from(value: str) -> str:
+    """``Name <local@domain>`` or ``local@domain``: one address, no line break."""
+    found = getaddresses([value])
+    if any(ch in value for ch in "\r\n\0") or len(found) != 1 or not EMAIL_RE.match(found[0][1]):
+        raise InvalidData(
+            "settings",
+            [
+                FieldError(
+                    "TI_WORKFLOW_MAIL_FROM",
+                    f"{value!r} is not one sender address ('Name <local@domain>' or "
+                    "'local@domain', no line break)",
+                )
+            ],
+        )
     return value
 
 

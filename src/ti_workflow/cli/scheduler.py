@@ -25,11 +25,13 @@ from ti_workflow.clock import paris, parse_instant
 from ti_workflow.errors import FieldError, InvalidData, NotFound
 from ti_workflow.mail import outbox
 from ti_workflow.mail.dispatch import Dispatcher
+from ti_workflow.mail.errors import NotRetryable
 from ti_workflow.mail.sink import Received, RecordingHandler, start_sink
 from ti_workflow.scheduling import lock
 from ti_workflow.scheduling.runner import run as run_scheduler
 from ti_workflow.scheduling.sweep import sweep, worker_id
 from ti_workflow.scheduling.timers import OPEN_STATUSES, STATUSES, list_timers, sync_campaign_timers
+from ti_workflow.storage import repository as repo
 from ti_workflow.storage.database import read
 
 scheduler_app = typer.Typer(help="Run due timers (window, reminders, escalations) and send mail.")
@@ -179,6 +181,8 @@ def timers_list(
     eng = engine(db)
     with eng.db.begin() as conn:
         sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
+        if case is not None:
+            repo.load_case(conn, case)  # an unknown case is an error, not an empty list
     statuses = [status] if status else (STATUSES if all_ else OPEN_STATUSES)
     with read(eng.db) as conn:
         rows = list_timers(conn, statuses=statuses, case_id=case, limit=limit)
@@ -271,6 +275,8 @@ def notifications_list(
         )
     eng = engine(db)
     with read(eng.db) as conn:
+        if case is not None:
+            repo.load_case(conn, case)  # an unknown case is an error, not an empty list
         rows = outbox.list_messages(conn, status=status, case_id=case, limit=limit)
     emit(rows, as_json, lambda: _print_messages(rows))
 
@@ -295,8 +301,10 @@ def notifications_show(
         for header in ("From", "To", "Subject", "Message-ID", "Date"):
             print(f"{header}: {msg[header]}")
         print(f"Status: {row.status} ({row.attempts} attempt(s)) {row.last_error or ''}")
-        print()
-        print(row.body_text)
+        print("\n--- text/plain ---")
+        print(row.body_text.rstrip("\n"))
+        print("\n--- text/html ---")
+        print(row.body_html.rstrip("\n"))
 
     emit(body, as_json, human)
 
@@ -323,16 +331,12 @@ def notifications_retry(
                     outbox.outbox.select().where(outbox.outbox.c.id.in_(ids))
                 ).all()
             }
-            problems = [
-                FieldError(f"message {i}", "unknown message") for i in ids if i not in found
-            ]
-            problems += [
-                FieldError(f"message {i}", f"is {s}; only failed or partial messages are retried")
-                for i, s in found.items()
-                if s not in ("failed", "partial")
-            ]
-            if problems:
-                raise InvalidData("retry", problems)
+            missing = sorted(set(ids) - set(found))
+            if missing:
+                raise NotFound("message", missing[0] if len(missing) == 1 else missing)
+            done = {i: s for i, s in found.items() if s not in ("failed", "partial")}
+            if done:
+                raise NotRetryable(done)
         queued = outbox.retry(conn, ids or [], all_failed, eng.clock.now())
     emit(
         {"queued": queued},

@@ -147,8 +147,13 @@ class Dispatcher:
         return report
 
     async def _send_one(self, smtp: aiosmtplib.SMTP, row: Row[Any], report: DispatchReport) -> None:
-        message = build_message(row, self.settings.mail_from)
         remaining = list(row.remaining)
+        try:
+            message = build_message(row, self.settings.mail_from)
+        except (ValueError, TypeError) as exc:  # a stored row no SMTP server could take
+            reply = f"cannot build the message: {exc}"
+            self._finish(row, {a: reply for a in remaining}, [], report, reply)
+            return
         try:
             refused, _ = await smtp.send_message(message, sender=self.sender, recipients=remaining)
         except SMTPRecipientsRefused as exc:
