@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, UndefinedError
 
-from conftest import ARA_1, AUDITOR, CANDIDATE, candidacy, paris
+from conftest import ARA_1, AUDITOR, CANDIDATE, COMMITTEE, candidacy, paris
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.definitions.timers import workflow_specs
@@ -106,6 +106,26 @@ def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
     assert "&lt;b&gt;Arve&lt;/b&gt; &amp; Co" in row.body_html and "<b>Arve" not in row.body_html
     assert "« <b>Arve</b> & Co »" in row.body_text
     assert listed["subject"] == "Accusé de réception de votre candidature « <b>Arve</b> & Co »"
+
+
+def test_a_review_opened_before_the_closing_does_not_say_filing_is_closed(
+    sqlite_url: str,
+) -> None:
+    """FAQ 1.3: the national committee may send a filed candidacy to regional review
+    before 22 September; the candidate is not told that filing is closed."""
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    engine.fire(case.id, "start_regional_review", COMMITTEE)
+    from ti_workflow.mail.outbox import outbox
+
+    with read(engine.db) as conn:
+        row = conn.execute(outbox.select().where(outbox.c.notification == "window_closed")).one()
+    engine.db.dispose()
+    assert row.subject == "Votre candidature « Vallée de l'Arve » part en avis régional"
+    assert "Sans attendre la clôture du dépôt (22 septembre 2023)" in row.body_text
+    assert "clos" not in row.body_text.split("(22 septembre 2023)")[1]
+    assert "Sans attendre la clôture du dépôt (22 septembre 2023)" in row.body_html
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,11 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
     assert "Plan d'action sans action industrielle" in rejected.part("plain")
     assert rejected.subject == "Suite donnée à votre candidature « Territoire à compléter »"
     assert "Plan d&#39;action sans action industrielle" in rejected.part("html")
+    closed = sink.of("window_closed")[0]
+    assert closed.subject.startswith("Dépôt clos : votre candidature « ")
+    assert "date limite : 22 septembre 2023" in closed.part("plain")
+    assert "sélection nationale le 31 octobre 2023" in closed.part("plain")  # parameters
+    assert "annonce de la carte le 14 novembre 2023" in closed.part("html")
     [lapsed] = sink.of("candidacy_lapsed")
     assert "22 septembre 2023" in lapsed.part("plain") and "caduque" in lapsed.part("plain")
     [reminder] = sink.of("opinion_reminder")

@@ -15,11 +15,13 @@ import pytest
 from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner, Result
 
-from conftest import CANDIDATE, candidacy, paris
+from conftest import CANDIDATE, COMMITTEE, candidacy, give_all_opinions, paris
 from sched_support import smtp_sink
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.cli.app import app
 from ti_workflow.clock import SimulatedClock
+from ti_workflow.domain.actors import Actor
+from ti_workflow.mail.outbox import outbox
 from ti_workflow.scheduling import lock
 from ti_workflow.scheduling.sweep import sweep
 from ti_workflow.scheduling.timers import insert_timer, timers
@@ -148,8 +150,21 @@ def test_tick_refuses_a_future_horizon_and_bad_dates(sqlite_url: str) -> None:
 def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: Path) -> None:
     """A scheduler started today (the real clock) over the 2023 campaign: every deadline is
     past; late policies decide, the window closes once, mail goes to the SMTP server."""
-    engine = open_engine(Settings(db_url=sqlite_url), SimulatedClock(paris("2023-07-03T10:00")))
+    clock = SimulatedClock(paris("2023-07-03T10:00"))
+    engine = open_engine(Settings(db_url=sqlite_url), clock)
     draft = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE).id
+    bretagne = Actor("candidate", email="bretagne@example.org")
+    data = candidacy(territory_name="Bretagne Sud", contact_email=bretagne.email)
+    data["perimeter"]["members"] = ["200027027", "200038990"]  # region 53
+    labelled = engine.create_case("candidacy", "ti-2023-2027", data, bretagne).id
+    engine.fire(labelled, "submit", bretagne)
+    clock.set(paris("2023-09-25T10:00"))
+    engine.fire(labelled, "start_regional_review", COMMITTEE)
+    give_all_opinions(engine, labelled)
+    clock.set(paris("2023-10-31T15:00"))
+    engine.fire(labelled, "label", COMMITTEE)
+    with engine.db.begin() as conn:  # what the events queued is not this test's subject
+        conn.execute(outbox.update().values(status="sent"))
     engine.db.dispose()
     with smtp_sink() as sink:
         env = {
@@ -175,12 +190,15 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
             env=env,
         )
         assert run.returncode == 0, run.stderr
-        assert {str(m.message["X-TI-Notification"]) for m in sink.received} == {
+        # The draft lapses at the closing (fire), the decision is announced late (fire),
+        # the invitation to the general assembly is escalated (escalate, FAQ 1.3).
+        assert sorted(str(m.message["X-TI-Notification"]) for m in sink.received) == [
             "candidacy_lapsed",
+            "labelled",
             "timer_escalated",
-        }
-        assert len(sink.received) == 2
+        ]
         [escalated] = sink.of("timer_escalated")
+        assert "Bretagne Sud" in escalated.part("plain")
         assert escalated.rcpt_tos == ["comite-pilotage@territoires-industrie.example.gouv.fr"]
         assert "general_assembly_invitation.J+1" in escalated.subject
         assert "15 novembre 2023 à 10 h 00" in escalated.part("plain")
@@ -245,3 +263,22 @@ def test_a_good_sender_with_a_display_name_is_accepted(sqlite_url: str) -> None:
     sender = '"Territoires d\'industrie, ANCT" <no-reply@anct.example.gouv.fr>'
     ok = quick("notifications", "list", "--db", sqlite_url, env={"TI_WORKFLOW_MAIL_FROM": sender})
     assert ok.exit_code == 0, ok.stderr
+
+
+def test_a_late_escalate_timer_with_no_case_to_act_on_alerts_nobody(db_url: str) -> None:
+    """The general assembly invitation (late: escalate) runs after a campaign that
+    labelled nobody: it is recorded as skipped, with why, and nothing is mailed."""
+    clock = SimulatedClock(paris("2023-07-03T10:00"))
+    engine = open_engine(Settings(db_url=db_url), clock)
+    engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    clock.set(paris("2023-12-01T10:00"))
+    report = sweep(engine)
+    with engine.db.connect() as conn:
+        queued = [r.notification for r in conn.execute(select(outbox.c.notification)).all()]
+    engine.db.dispose()
+    [invitation] = [t for t in report.timers if t["name"] == "general_assembly_invitation.J+1"]
+    assert invitation["status"] == "skipped"
+    assert invitation["outcome"]["reason"] == (
+        "no case in the states it acts on: nothing to escalate"
+    )
+    assert "timer_escalated" not in queued and "candidacy_lapsed" in queued

@@ -188,12 +188,13 @@ def timers_list(
         rows = list_timers(conn, statuses=statuses, case_id=case, limit=limit)
 
     def human() -> None:
-        table = Table("id", "due (Paris)", "timer", "case", "does", "late", "status")
-        for r in rows:
-            due = paris(datetime.fromisoformat(r["due_at"])).strftime("%d/%m/%Y %H:%M")
+        table = Table("id", "due (Paris)", "campaign", "timer", "case", "does", "late", "status")
+        for r in rows:  # with its offset: 02:30 on a night the clocks go back happens twice
+            due = paris(datetime.fromisoformat(r["due_at"])).strftime("%d/%m/%Y %H:%M %z")
             table.add_row(
                 str(r["id"]),
                 due,
+                r["campaign"],
                 r["name"],
                 str(r["case_id"] or "all"),
                 _does(r["action"]),

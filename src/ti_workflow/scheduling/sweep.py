@@ -109,7 +109,14 @@ def _run(
     if late and row.late_policy == "skip":
         return "skipped", {"late_by": str(late_by), "policy": "skip"}
     if late and row.late_policy == "escalate":
-        return "escalated", _escalate(engine, sched, row, now, late_by)
+        escalated = _escalate(engine, sched, row, now, late_by)
+        if escalated is None:
+            return "skipped", {
+                "late_by": str(late_by),
+                "policy": "escalate",
+                "reason": "no case in the states it acts on: nothing to escalate",
+            }
+        return "escalated", escalated
     try:
         if row.action["kind"] == "case":
             return _run_case_timer(engine, sched, row, now)
@@ -249,8 +256,9 @@ def _notify_cases(
 
 def _escalate(
     engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late_by: timedelta
-) -> dict[str, Any]:
-    """Instead of acting late, tell the national committee what was missed."""
+) -> dict[str, Any] | None:
+    """Instead of acting late, tell the national committee what was missed (None: the
+    timer would have acted on no case, so there is nothing to tell)."""
     action = row.action
     if action["kind"] == "case":
         with read(engine.db) as conn:
@@ -261,6 +269,8 @@ def _escalate(
         definition = engine.catalog.current_definition(action["workflow"])
         states = sorted({s for a in action["actions"] for s in a["states"]})
         cases = _cases(engine, row, states)
+        if not cases and all(a["kind"] != "job" for a in action["actions"]):
+            return None  # it would have acted on no case: nobody to alert
     spec = sched.notification(definition, ESCALATION)
     campaign = engine.catalog.campaign(row.campaign_id)
     context = {
