@@ -136,11 +136,13 @@ def test_serve_a_candidacy_with_the_real_clock(env: dict[str, str]) -> None:
             cid = r.json()["id"]
             r = c.post(f"/v1/cases/{cid}/triggers/submit", headers={"If-Match": '"1"'})
             assert r.status_code == 200 and r.json()["case"]["state"] == "submitted"
-            closed = c.post("/v1/cases", json={"campaign": "ti-2023-2027", "data": candidacy()})
-            late = c.post(f"/v1/cases/{closed.json()['id']}/triggers/submit")
-            # FAQ 1.2: the 2023 window closed on 22 September 2023.
+            # FAQ 1.2: the 2023 window closed on 22 September 2023: no new draft either.
+            late = c.post("/v1/cases", json={"campaign": "ti-2023-2027", "data": candidacy()})
             assert late.status_code == 422
-            assert "1.2" in {rule["faq"] for rule in late.json()["rules"]}
+            assert [(r["code"], r["faq"]) for r in late.json()["rules"]] == [
+                ("window_closed", "1.2")
+            ]
+            assert [case["id"] for case in c.get("/v1/cases").json()["items"]] == [cid]
         r = httpx.post(
             f"{base}/v1/cases/{cid}/triggers/start_regional_review",
             headers={"Authorization": f"Bearer {dge}"},

@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from conftest import candidacy
+from conftest import candidacy, paris
+from ti_workflow.bootstrap import open_engine
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.domain.actors import Actor
 from ti_workflow.settings import Settings
 
 CLI = [sys.executable, "-m", "ti_workflow.cli"]
@@ -140,7 +143,36 @@ def test_whole_candidacy_through_the_cli(cli_env: dict[str, str], tmp_path: Path
 def test_refusals_exit_1_with_every_rule(cli_env: dict[str, str], tmp_path: Path) -> None:
     """The real clock is past 22/09/2023: the 2023 campaign refuses, listing every failed rule."""
     data = write(tmp_path, "c.json", candidacy(letters_of_intent=[]))
-    run("case", "create", "--data", data, "--as", "candidate:ti@arve.example.org", env=cli_env)
+    new = run(
+        "case",
+        "create",
+        "--data",
+        data,
+        "--as",
+        "candidate:ti@arve.example.org",
+        "--json",
+        env=cli_env,
+    )  # FAQ 1.2: no new draft once filing has closed, and nothing is stored
+    assert new.returncode == 1, new.stderr
+    assert [(r["code"], r["faq"]) for r in json.loads(new.stdout)["rules"]] == [
+        ("window_closed", "1.2")
+    ]
+    assert as_json(run("case", "list", "--json", env=cli_env))["total"] == 0
+    # A draft opened in time (July 2023), filed from the command line today.
+    engine = open_engine(
+        Settings(
+            db_url=cli_env["TI_WORKFLOW_DB"],
+            workflows_dir=Path(cli_env["TI_WORKFLOW_WORKFLOWS_DIR"]),
+        ),
+        SimulatedClock(paris("2023-07-03T10:00")),
+    )
+    engine.create_case(
+        "candidacy",
+        "ti-2023-2027",
+        candidacy(letters_of_intent=[]),
+        Actor("candidate", email="ti@arve.example.org"),
+    )
+    engine.db.dispose()
     result = run(
         "case",
         "fire",
@@ -184,7 +216,18 @@ def test_bad_usage_exits_2(
     cli_env: dict[str, str], tmp_path: Path, args: list[str], message: str
 ) -> None:
     data = write(tmp_path, "c.json", candidacy())
-    run("case", "create", "--data", data, "--as", "candidate:ti@arve.example.org", env=cli_env)
+    created = run(
+        "case",
+        "create",
+        "--campaign",
+        "open-now",
+        "--data",
+        data,
+        "--as",
+        "candidate:ti@arve.example.org",
+        env=cli_env,
+    )
+    assert created.returncode == 0, created.stderr
     result = run(*args, env=cli_env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

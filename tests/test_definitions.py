@@ -155,3 +155,10 @@ def test_validate_cli_exits_1_listing_every_error(tmp_path: Path) -> None:
     ok = subprocess.run([*CLI, "validate"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "candidacy.yaml" in ok.stdout
+
+
+def test_unknown_create_guard() -> None:
+    errors = errors_of(
+        MINIMAL.replace("create: {roles: [candidate]}", "create: {roles: [candidate], guards: [x]}")
+    )
+    assert any("create.guards[0]: unknown guard 'x' (known: " in e for e in errors)

@@ -229,3 +229,30 @@ def test_available_triggers_explain_what_would_fail(engine: Engine, clock: Simul
     options = {o.trigger: o for o in engine.available_triggers(case_id, CANDIDATE)}
     assert not options["submit"].allowed
     assert [r.code for r in options["submit"].failed_rules] == ["window_closed"]
+
+
+@pytest.mark.parametrize(
+    ("at", "allowed"),
+    [
+        ("2023-05-02T09:00:00", True),  # before the opening: a prospective candidate registers
+        ("2023-09-22T23:59:59.999999", True),  # the last instant of the window
+        ("2023-09-23T00:00:00", False),  # the closing timer has lapsed every draft already
+        ("2024-03-01T12:00:00", False),
+    ],
+)
+def test_no_new_candidacy_once_filing_has_closed(
+    engine: Engine, clock: SimulatedClock, at: str, allowed: bool
+) -> None:
+    """FAQ 1.2: candidacies are filed inside the window; a draft opened after it closes
+    could never be filed, so it is refused, and nothing is stored."""
+    clock.set(paris(at))
+    if allowed:
+        assert engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE).state == (
+            "draft"
+        )
+        return
+    with pytest.raises(GuardRefused) as refused:
+        engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    assert [(r.code, r.faq) for r in refused.value.rules] == [("window_closed", "1.2")]
+    assert str(refused.value).startswith("a new 'candidacy' case is refused")
+    assert engine.list_cases(AUDITOR) == ([], 0)

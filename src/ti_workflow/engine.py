@@ -35,6 +35,7 @@ from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context, Form
 from ti_workflow.errors import (
     Conflict,
+    CreateRefused,
     Forbidden,
     GuardRefused,
     NotFound,
@@ -180,6 +181,24 @@ class Engine:
         now = self.clock.now()
         with transaction(self.db) as conn:
             regions = self._regions(conn, form, workflow, clean)
+            if definition.create_guards:
+                ctx = Context(
+                    case_id=0,
+                    state=definition.initial,
+                    data=clean,
+                    facts={},
+                    regions=regions,
+                    actor=actor,
+                    now=now,
+                    campaign=self.catalog.campaign(campaign),
+                    reference=self.catalog.reference,
+                    payload={},
+                    trigger=CREATE,
+                    extra={},
+                )
+                failed = [r for name in definition.create_guards for r in GUARDS[name](ctx)]
+                if failed:
+                    raise CreateRefused(workflow, failed)
             case_id = repo.insert_case(
                 conn,
                 workflow=workflow,

@@ -9,6 +9,7 @@ values that explain it as attributes, and builds its message from them::
     ├── TransitionNotAllowed     the trigger exists but not from the case's state
     ├── Forbidden                the actor's role or scope may not do this
     ├── GuardRefused             business rules failed (all of them are listed)
+    │   └── CreateRefused        ... for a new case (``create: guards:``)
     ├── Conflict                 the case changed since the version the caller saw
     ├── InvalidData              malformed form data or payload (each field named)
     └── InvalidDefinition        a workflow or campaign file is wrong (file + path)
@@ -128,6 +129,22 @@ class GuardRefused(TiWorkflowError):
 
     def details(self) -> list[dict[str, str | None]]:
         return [r.as_dict() for r in self.rules]
+
+
+class CreateRefused(GuardRefused):
+    """A new case is refused by its workflow's ``create: guards:``; nothing was stored."""
+
+    def __init__(self, workflow: str, rules: Sequence[Rule]) -> None:
+        self.case_id = 0
+        self.trigger = "create"
+        self.workflow = workflow
+        self.rules = tuple(rules)
+        listed = "\n".join(f"  - {r}" for r in self.rules)
+        TiWorkflowError.__init__(
+            self,
+            f"a new {workflow!r} case is refused, {len(self.rules)} rule(s) not met "
+            f"/ règle(s) non respectée(s):\n{listed}",
+        )
 
 
 class Conflict(TiWorkflowError):

@@ -193,8 +193,14 @@ def parse_definition(document: Any, file: str) -> Definition:
     if not isinstance(create, dict):
         c.error("create", "must be a mapping with roles:")
         create = {}
-    c.keys(create, "create", ("roles",))
+    c.keys(create, "create", ("roles", "guards"))
     create_roles = check_roles(create.get("roles", []), "create.roles")
+    create_guards = c.names(create.get("guards", []), "create.guards", "guard")
+    for j, g in enumerate(create_guards):
+        if g not in GUARDS:
+            c.error(
+                f"create.guards[{j}]", f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})"
+            )
 
     editable_in = c.names(document.get("editable_in", []), "editable_in", "state")
     for i, s in enumerate(editable_in):
@@ -288,6 +294,7 @@ def parse_definition(document: Any, file: str) -> Definition:
         initial=initial,
         form=str(form),
         create_roles=create_roles,
+        create_guards=create_guards,
         editable_in=editable_in,
         states=tuple(states),
         transitions=tuple(transitions),

@@ -56,6 +56,8 @@ class Definition:
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
     title: str = ""
+    create_guards: tuple[str, ...] = ()
+    """Rules a new case must meet (``create: guards:``), e.g. no draft after the window."""
     timers: tuple[dict[str, Any], ...] = ()
     notifications: tuple[dict[str, Any], ...] = ()
     _by_trigger: dict[str, tuple[Transition, ...]] = field(

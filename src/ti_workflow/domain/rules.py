@@ -84,6 +84,14 @@ def within_campaign_window(ctx: Context) -> list[Rule]:
                 f"filing opens on {c.opens_on.isoformat()} (now: {paris(ctx.now).isoformat()})",
             )
         ]
+    return before_campaign_window_closes(ctx)
+
+
+@guard
+def before_campaign_window_closes(ctx: Context) -> list[Rule]:
+    """FAQ 1.2: nothing is filed after the window; a draft opened before it opens is the
+    way prospective candidates register (they are told when it opens)."""
+    c = ctx.campaign
     if ctx.now > c.closes_at:
         return [
             Rule(
