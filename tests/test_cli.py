@@ -320,3 +320,25 @@ def test_validate_and_init_refuse_campaign_timers_the_workflows_cannot_run(
     # Every other command refuses to start on these files too, with the same errors.
     listed = run("case", "list", env=cli_env)
     assert listed.returncode == 1 and expected[0] in listed.stderr
+
+
+def test_validate_lists_file_and_cross_file_timer_errors_at_once(
+    cli_env: dict[str, str],
+) -> None:
+    campaign = Path(cli_env["TI_WORKFLOW_WORKFLOWS_DIR"]) / "campaigns" / "bad.yaml"
+    campaign.write_text(
+        "campaign: bad\nwindow: {opens_on: 2026-01-01, closes_on: 2026-12-31}\ntimers:\n"
+        "  - {name: a, at: 2026-02-01, time: '25:00', actions: [{job: audit_checkpoint}]}\n"
+        "  - {name: c, at: 2026-03-01, workflow: candidacy,"
+        " actions: [{notify: nothing, in: [draft]}]}\n"
+        "  - {name: d, at: 2026-03-02, actions: [{job: nojob}]}\n"
+    )
+    for args in (("validate",), ("init",)):
+        result = run("--json", *args, env=cli_env)
+        assert result.returncode == 1, args
+        found = sorted(r["message"].split(": ", 1)[1] for r in json.loads(result.stdout)["rules"])
+        assert found == [
+            "timers[0].time: a local time HH:MM is required, got '25:00'",
+            "timers[c].actions[0].notify: unknown notification 'nothing'",
+            "timers[d].actions[0].job: unknown job 'nojob' (known: audit_checkpoint)",
+        ], args

@@ -149,6 +149,47 @@ def test_directory_refuses_addresses_that_could_inject_headers(address: str, pro
     assert f"directory.yaml: regions.84.state_services[0]: {problem}" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "error"),
+    [("sgar-{regoin}@p.example.fr", "KeyError"), ("sgar-{region@p.example.fr", "ValueError")],
+)
+def test_a_typo_in_a_default_pattern_is_a_directory_error(pattern: str, error: str) -> None:
+    with pytest.raises(InvalidDirectory) as exc:
+        parse_directory(
+            {
+                "national_committee": ["ok@example.org"],
+                "regions": {"default": {"state_services": pattern}},
+            },
+            "directory.yaml",
+        )
+    assert (
+        f"directory.yaml: regions.default.state_services[0]: {pattern!r} is not a pattern: "
+        f"write the region code as {{region}}"
+    ) in str(exc.value)
+    assert error in str(exc.value)
+
+
+def test_a_directory_that_leaves_a_region_without_a_body_stops_the_engine(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A case concerning region 27 would be sent to review with nobody of 27 asked."""
+    partial = tmp_path / "directory.yaml"
+    partial.write_text(
+        "national_committee: [c@example.org]\n"
+        "regions:\n"
+        "  default: {regional_council: 'cr-{region}@example.org'}\n"
+        "  '84': {state_services: [sgar84@example.org]}\n"
+        "  '99': {state_services: [nobody@example.org]}\n"
+    )
+    with pytest.raises(InvalidDirectory) as exc:
+        open_engine(Settings(db_url=sqlite_url, directory_file=partial), CLOCK)
+    text = str(exc.value)
+    assert f"{partial}: regions.99: not a region of the reference data" in text
+    assert "no state_services address for 01 (Guadeloupe)" in text
+    assert "27 (Bourgogne-Franche-Comté)" in text and "84 (" not in text
+    assert "no regions.default.state_services pattern" in text
+
+
 def test_a_bad_directory_file_stops_the_engine_with_its_path(
     sqlite_url: str, tmp_path: Path
 ) -> None:

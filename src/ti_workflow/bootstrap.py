@@ -32,14 +32,20 @@ class InitReport:
     campaigns: tuple[str, ...]
 
 
-def initialise(settings: Settings, clock: Clock | None = None) -> InitReport:
-    """Create or upgrade the schema, load the reference data, store definitions and campaigns."""
+def initialise(
+    settings: Settings, clock: Clock | None = None, check_jobs: bool = False
+) -> InitReport:
+    """Create or upgrade the schema, load the reference data, store definitions and campaigns.
+
+    ``check_jobs``: campaign timers may only name jobs registered in this process (the
+    command line's; a program registering its own jobs after ``initialise`` leaves it off).
+    """
     db = make_engine(settings.db_url)
     try:
         upgrade(db)
         with db.begin() as conn:
             counts = load_reference_data(conn)
-        synced = _sync(db, settings, clock or SystemClock())
+        synced = _sync(db, settings, clock or SystemClock(), check_jobs)
         return InitReport(counts, synced.current, synced.new, tuple(c.id for c in synced.campaigns))
     finally:
         db.dispose()
@@ -58,7 +64,7 @@ class _Files:
         return {d.name: d.version for d in self.definitions}
 
 
-def _sync(db: SqlEngine, settings: Settings, clock: Clock) -> _Files:
+def _sync(db: SqlEngine, settings: Settings, clock: Clock, check_jobs: bool = False) -> _Files:
     """Read and check every file, store new definition versions and campaign changes."""
     files = settings.workflow_files()
     if not files:
@@ -66,13 +72,16 @@ def _sync(db: SqlEngine, settings: Settings, clock: Clock) -> _Files:
     definitions = load_definitions(files)
     errors: list[str] = []
     campaigns = []
+    partial = []  # what parsed of a wrong campaign file: its timers are checked too
     for path in settings.campaign_files():
         try:
             campaigns.append((load_campaign(path), path.read_text(encoding="utf-8")))
         except InvalidDefinition as exc:
             errors.extend(exc.errors)
+            partial += [exc.partial] if exc.partial is not None else []
     current = {d.name: d for d in definitions}
-    errors += campaign_timer_errors(current, (c for c, _ in campaigns))
+    checked = [*(c for c, _ in campaigns), *partial]
+    errors += campaign_timer_errors(current, checked, jobs=check_jobs)
     if errors:  # nothing stored: a file that names what the others lack is refused whole
         raise InvalidDefinition(errors)
     now = clock.now()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ class InvalidData(TiWorkflowError):
 
 class InvalidDefinition(TiWorkflowError):
     kind = "invalid_definition"
+    partial: Any = None
+    """What did parse despite the errors (a campaign's valid timers), for further checks."""
 
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = tuple(errors)

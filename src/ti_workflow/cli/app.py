@@ -47,7 +47,7 @@ def root(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Create or upgrade the database schema, load reference data, store definitions."""
     s = settings(db)
-    report = initialise(s)
+    report = initialise(s, check_jobs=True)
     new = f" (new: {', '.join(report.new_definitions)})" if report.new_definitions else ""
     emit(
         {
@@ -91,6 +91,7 @@ def validate(
     except InvalidDefinition as exc:
         errors.extend(exc.errors)
     campaigns = []
+    workflows_ok = not errors
     for path in (p for p in paths if p.parent.name == "campaigns"):
         try:
             c = load_campaign(path)
@@ -98,10 +99,12 @@ def validate(
             checked.append({"file": str(path), "campaign": c.id})
         except InvalidDefinition as exc:
             errors.extend(exc.errors)
-    if campaigns and not errors:  # what their timers name, in the workflows they act on
+            if exc.partial is not None:  # its valid timers are still checked below
+                campaigns.append(exc.partial)
+    if campaigns and workflows_ok:  # what their timers name, in the workflows they act on
         current = {d.name: d for d in load_definitions(s.workflow_files())}
         current.update({d.name: d for d in given})  # the files given take precedence
-        errors += campaign_timer_errors(current, campaigns)
+        errors += campaign_timer_errors(current, campaigns, jobs=True)
     if errors:
         raise InvalidDefinition(errors)
 

@@ -63,7 +63,11 @@ def parse_campaign(document: Any, file: str) -> Campaign:
             document.get("timers"), error, document, ZoneInfo(str(zone)), closes_at
         )
     if errors:
-        raise InvalidDefinition(errors)
+        refused = InvalidDefinition(errors)
+        refused.partial = Campaign(  # the timers that did parse, for the cross-file checks
+            str(cid), str(cid), "UTC", date.min, date.min, source=file, timers=timers
+        )
+        raise refused
     return Campaign(
         id=str(cid),
         name=str(document.get("name", cid)),

@@ -7,6 +7,7 @@ so nothing that could inject a header or truncate an envelope ever reaches the o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,31 @@ class Directory:
     default_patterns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
 
+    def uncovered(self, regions: Mapping[str, str], concerned: Iterable[str]) -> list[str]:
+        """What this directory gets wrong about the reference regions (code -> name): a code
+        that is no region, and, among the regions a groupement (so a case) can concern, one
+        with no address for a body and no default pattern: it would never be asked."""
+        errors = [
+            f"{self.source}: regions.{code}: not a region of the reference data"
+            for code in sorted(self.regions)
+            if code not in regions
+        ]
+        for body in REGIONAL_ROLES:
+            if self.default_patterns.get(body):
+                continue
+            missing = [
+                f"{code} ({regions.get(code, code)})"
+                for code in sorted(set(concerned))
+                if not self.regions.get(code, {}).get(body)
+            ]
+            if missing:
+                errors.append(
+                    f"{self.source}: regions: no {body} address for {', '.join(missing)}, and "
+                    f"no regions.default.{body} pattern (every region a case can concern needs "
+                    "both bodies)"
+                )
+        return errors
+
     def regional(self, region: str, body: str) -> tuple[str, ...]:
         explicit = self.regions.get(region, {}).get(body)
         if explicit:
@@ -72,7 +98,17 @@ def parse_directory(document: Any, file: str) -> Directory:
         items = value if isinstance(value, list) else [value]
         out = []
         for i, item in enumerate(items):
-            probe = item.format(region="84") if pattern and isinstance(item, str) else item
+            probe = item
+            if pattern and isinstance(item, str):
+                try:
+                    probe = item.format(region="84")
+                except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                    errors.append(
+                        f"{file}: {where}[{i}]: {item!r} is not a pattern: write the region "
+                        f"code as {{region}}, and nothing else in braces ({type(exc).__name__}: "
+                        f"{exc})"
+                    )
+                    continue
             problem = address_problem(probe)
             if problem:
                 errors.append(f"{file}: {where}[{i}]: {problem}")

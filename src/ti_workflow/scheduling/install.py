@@ -26,7 +26,7 @@ from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.engine import Change, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.mail.directory import load_directory
-from ti_workflow.mail.errors import InvalidTemplate
+from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
 from ti_workflow.mail.outbox import Composer
 from ti_workflow.mail.render import CAUSES, Renderer
 from ti_workflow.scheduling.jobs import JOBS
@@ -68,6 +68,11 @@ def install(engine: Engine, settings: Settings) -> None:
     if not folder.is_dir():
         raise InvalidTemplate([f"{folder}: no such directory (TI_WORKFLOW_NOTIFICATIONS_DIR)"])
     directory = load_directory(settings.directory_path)
+    reference = engine.catalog.reference
+    concerned = {r for g in reference.groupements.values() for r in g.regions}
+    uncovered = directory.uncovered(reference.regions, concerned)
+    if uncovered:
+        raise InvalidDirectory(uncovered)
     specs: dict[str, NotificationSpec] = {}
     for version in engine.catalog.current.values():
         for spec in workflow_specs(engine.catalog.definition(version))[1]:
