@@ -3,8 +3,12 @@ partial refusals, a process dying mid-batch. Nothing is lost, nothing is sent tw
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,6 +19,8 @@ from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.mail import outbox
 from ti_workflow.mail.dispatch import claim
+from ti_workflow.mail.sink import RecordingHandler, start_sink
+from ti_workflow.scheduling.runner import run
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
 
@@ -204,3 +210,50 @@ def test_a_row_no_server_could_take_fails_alone_with_the_reason(
     assert [m.message["X-TI-Case"] for m in sink.received] == [str(second)]
     failed = next(m for m in _messages(engine) if m["case_id"] == first)
     assert failed["status"] == "failed" and "cannot build the message" in failed["last_error"]
+
+
+class SlowHandler(RecordingHandler):
+    """Takes the message, then answers long after the client's timeout."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(4)
+        return "250 OK"
+
+
+def test_a_server_that_times_out_holds_up_one_message_not_the_batch(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    engine, _clock, settings = setup
+    _submit(engine, 6)
+    controller = start_sink("127.0.0.1", port, SlowHandler())
+    try:
+        begin = time.monotonic()
+        report = dispatcher(engine, replace(settings, smtp_timeout=1)).send_due()
+        took = time.monotonic() - begin
+    finally:
+        controller.stop()
+    assert (report.claimed, report.sent, report.retrying) == (6, 0, 6)
+    assert took < 3, f"{took:.1f} s: each message waited out the timeout"
+    rows = _messages(engine)
+    assert {r["status"] for r in rows} == {"pending"}  # nothing lost, all retried later
+    assert sum("timed out on the previous message" in (r["last_error"] or "") for r in rows) == 5
+
+
+def test_timers_keep_their_time_while_the_smtp_server_hangs(
+    setup: tuple[Engine, SimulatedClock, Settings], port: int
+) -> None:
+    """`scheduler run`: mail has its own thread; a hung server never delays a deadline."""
+    engine, _clock, settings = setup
+    _submit(engine, 3)
+    sweeps: list[dict[str, Any]] = []
+    engine_slow = open_with(
+        replace(settings, smtp_timeout=3), SimulatedClock(paris("2023-07-03T10:00"))
+    )
+    controller = start_sink("127.0.0.1", port, SlowHandler())
+    try:
+        run(engine_slow, interval=1, exit_after=3.5, on_wake=lambda w: sweeps.append(w))
+    finally:
+        controller.stop()
+        engine_slow.db.dispose()
+    timer_wakes = [w for w in sweeps if "sweep" in w]
+    assert len(timer_wakes) >= 3, sweeps  # the safety interval kept sweeping every second

@@ -150,8 +150,12 @@ def run(
             as_json,
             lambda: console.print(
                 f"{datetime.now(UTC).isoformat(timespec='seconds')} "
-                f"{len(wake['sweep']['timers'])} timer(s), {wake['sent']} mail sent, "
-                f"next {wake['next']}",
+                + (
+                    f"{len(wake['sweep']['timers'])} timer(s) run, next timer {wake['next']}"
+                    if "sweep" in wake
+                    else f"{wake['sent']} mail sent, {wake['retrying']} to retry, "
+                    f"{wake['failed']} failed, next mail {wake['next_mail']}"
+                ),
                 highlight=False,
             ),
         )

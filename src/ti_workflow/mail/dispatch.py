@@ -136,7 +136,13 @@ class Dispatcher:
                             self._transient(waiting, error, report)
                         smtp = None
                         break
-                await self._send_one(smtp, row, report)
+                if await self._send_one(smtp, row, report):
+                    # The server stopped answering in time: the rest of the batch waits for
+                    # the next pass, rather than each message waiting out the timeout.
+                    error = "not tried: the SMTP server timed out on the previous message"
+                    for waiting in rows[index + 1 :]:
+                        self._transient(waiting, error, report)
+                    break
         finally:
             self._flush()
             if smtp is not None and smtp.is_connected:
@@ -146,14 +152,15 @@ class Dispatcher:
                     smtp.close()
         return report
 
-    async def _send_one(self, smtp: aiosmtplib.SMTP, row: Row[Any], report: DispatchReport) -> None:
+    async def _send_one(self, smtp: aiosmtplib.SMTP, row: Row[Any], report: DispatchReport) -> bool:
+        """Send one message; True if the server timed out (the batch should stop)."""
         remaining = list(row.remaining)
         try:
             message = build_message(row, self.settings.mail_from)
         except (ValueError, TypeError) as exc:  # a stored row no SMTP server could take
             reply = f"cannot build the message: {exc}"
             self._finish(row, {a: reply for a in remaining}, [], report, reply)
-            return
+            return False
         try:
             refused, _ = await smtp.send_message(message, sender=self.sender, recipients=remaining)
         except SMTPRecipientsRefused as exc:
@@ -164,15 +171,16 @@ class Dispatcher:
                 self._finish(row, {a: reply for a in remaining}, [], report, reply)
             else:
                 self._transient(row, reply, report)
-            return
+            return False
         except TRANSIENT as exc:
             self._transient(row, _describe(exc), report)
             smtp.close()
-            return
+            return isinstance(exc, TimeoutError)
         permanent = {a: f"{r.code} {r.message}" for a, r in refused.items() if r.code >= 500}
         again = [a for a in remaining if a in refused and refused[a].code < 500]
         note = "; ".join(f"{a}: {r.code} {r.message}" for a, r in refused.items()) or None
         self._finish(row, permanent, again, report, note)
+        return False
 
     def _finish(
         self,

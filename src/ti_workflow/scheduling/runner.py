@@ -2,10 +2,11 @@
 
 The only module importing apscheduler. A ``BlockingScheduler`` with an in-memory job
 store (nothing to pickle, nothing to lose: due instants live in the ``timers`` table)
-runs one ``wake`` job at the next due instant and a safety job every interval, both
-with ``misfire_grace_time=None`` and ``coalesce``, on a single worker thread so two
-wakes never overlap. On start the first wake runs at once: a process started after a
-deadline catches up immediately.
+runs a timers job at the next due instant and a mail job at the next message due, each
+also on a safety interval, with ``misfire_grace_time=None`` and ``coalesce``. Each has
+its own worker thread: two sweeps (or two sends) never overlap, and a slow SMTP server
+never delays a deadline. On start both run at once: a process started after a deadline
+catches up immediately.
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ class RunStats:
     errors: list[str] = field(default_factory=list)
 
 
-def next_wake(engine: Engine) -> datetime | None:
+def next_timer(engine: Engine) -> datetime | None:
     with read(engine.db) as conn:
-        timer = next_due(conn)
+        return next_due(conn)
+
+
+def next_mail(engine: Engine) -> datetime | None:
+    with read(engine.db) as conn:
         mail = conn.execute(
             select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
         ).scalar()
-    candidates = [t for t in (timer, utc(mail) if mail else None) if t is not None]
-    return min(candidates) if candidates else None
+    return utc(mail) if mail else None
 
 
 def run(
@@ -60,6 +64,8 @@ def run(
     exit_after: float | None = None,
     on_wake: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunStats:
+    """Timers and mail are two jobs on two worker threads: a slow or hung SMTP server
+    never holds up a deadline (each job still never overlaps itself)."""
     settings = scheduling_of(engine).settings
     worker = worker_id()
     ttl = timedelta(seconds=max(3 * interval, 120))
@@ -68,43 +74,65 @@ def run(
     stats = RunStats()
     scheduler = BlockingScheduler(
         timezone=UTC,
-        executors={"default": ThreadPoolExecutor(1)},
+        executors={"default": ThreadPoolExecutor(1), "mail": ThreadPoolExecutor(1)},
         job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
     )
-    guard = threading.Lock()
+    timers_guard, mail_guard, stats_guard = threading.Lock(), threading.Lock(), threading.Lock()
+
+    def again(job: Callable[[], None], at: datetime | None, name: str, executor: str) -> None:
+        if at is not None:
+            when = max(at, datetime.now(UTC) + MIN_WAIT)
+            scheduler.add_job(
+                job, DateTrigger(when), id=name, replace_existing=True, executor=executor
+            )
 
     def wake() -> None:
-        with guard:
+        with timers_guard:
             lock.acquire(engine.db, worker, ttl)
             swept = sweep(engine, worker=worker)
-            sent = dispatcher.send_due()
-            stats.wakes += 1
-            stats.timers += len(swept.timers)
-            stats.sent += sent.sent
-            stats.errors += sent.errors
-            upcoming = next_wake(engine)
-            if upcoming is not None:
-                at = max(upcoming, datetime.now(UTC) + MIN_WAIT)
-                scheduler.add_job(wake, DateTrigger(at), id="next-due", replace_existing=True)
+            upcoming = next_timer(engine)
+            again(wake, upcoming, "next-timer", "default")
+            with stats_guard:
+                stats.wakes += 1
+                stats.timers += len(swept.timers)
+            if swept.timers:  # what the timers queued goes out now, on the mail thread
+                again(send, datetime.now(UTC), "next-mail", "mail")
             if on_wake:
                 on_wake(
                     {
                         "sweep": swept.as_dict(),
-                        "sent": sent.sent,
-                        "retrying": sent.retrying,
-                        "failed": sent.failed,
                         "next": upcoming.isoformat() if upcoming else None,
                     }
                 )
 
+    def send() -> None:
+        with mail_guard:
+            sent = dispatcher.send_due()
+            upcoming = next_mail(engine)
+            again(send, upcoming, "next-mail", "mail")
+            with stats_guard:
+                stats.sent += sent.sent
+                stats.errors += sent.errors
+            if on_wake and sent.claimed:
+                on_wake(
+                    {
+                        "sent": sent.sent,
+                        "retrying": sent.retrying,
+                        "failed": sent.failed,
+                        "next_mail": upcoming.isoformat() if upcoming else None,
+                    }
+                )
+
     now = datetime.now(UTC)
-    scheduler.add_job(
-        wake,
-        IntervalTrigger(seconds=interval),
-        id="safety",
-        next_run_time=now,
-        replace_existing=True,
-    )
+    for job, name, executor in ((wake, "safety", "default"), (send, "safety-mail", "mail")):
+        scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=interval),
+            id=name,
+            next_run_time=now,
+            replace_existing=True,
+            executor=executor,
+        )
     if exit_after is not None:
         scheduler.add_job(
             lambda: scheduler.shutdown(wait=False),
