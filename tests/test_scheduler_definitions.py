@@ -208,3 +208,44 @@ def test_a_timer_removed_from_the_campaign_file_is_cancelled_not_fired(
     assert [(t["name"], t["outcome"]) for t in cancelled] == [
         ("at_the_fold", {"reason": "removed from the file of campaign dst-2024"})
     ]
+
+
+def test_a_daily_0230_timer_keeps_0230_after_the_night_it_did_not_exist(
+    tmp_path: Path,
+) -> None:
+    """Last Sunday of March 2025: 02:30 Paris does not exist; the timer runs at 03:30
+    (01:30 UTC) that night and is back at 02:30 summer time (00:30 UTC) the next."""
+    workflows = tmp_path / "workflows"
+    shutil.copytree(Settings().workflows_dir, workflows)
+    (workflows / "campaigns" / "spring.yaml").write_text(
+        "campaign: spring-2025\ntimezone: Europe/Paris\n"
+        "window: {opens_on: 2025-01-01, closes_on: 2025-12-31}\n"
+        "timers:\n"
+        "  - {name: nightly, at: 2025-03-28, time: '02:30', every: P1D,\n"
+        "     actions: [{job: count_spring}]}\n"
+    )
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'spring.db'}", workflows_dir=workflows)
+    runs: list[datetime] = []
+
+    @register_job("count_spring")
+    def count(ctx: JobContext) -> dict[str, Any]:
+        runs.append(ctx.due_at)
+        return {}
+
+    try:
+        clock = SimulatedClock(datetime(2025, 3, 27, 22, 0, tzinfo=UTC))
+        initialise(settings, clock)
+        engine = open_engine(settings, clock)
+        while clock.now() < datetime(2025, 4, 1, 6, 0, tzinfo=UTC):
+            sweep(engine)
+            clock.advance(timedelta(minutes=30))
+        engine.db.dispose()
+    finally:
+        JOBS.pop("count_spring", None)
+    assert [r.astimezone(UTC) for r in runs] == [
+        datetime(2025, 3, 28, 1, 30, tzinfo=UTC),  # 02:30 CET
+        datetime(2025, 3, 29, 1, 30, tzinfo=UTC),
+        datetime(2025, 3, 30, 1, 30, tzinfo=UTC),  # 03:30 CEST: 02:30 did not exist
+        datetime(2025, 3, 31, 0, 30, tzinfo=UTC),  # 02:30 CEST again
+        datetime(2025, 4, 1, 0, 30, tzinfo=UTC),
+    ]

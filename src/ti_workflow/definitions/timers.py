@@ -284,6 +284,7 @@ def parse_campaign_timers(
                     late,
                     dict(context),
                     every,
+                    None if at == "window.closed" else str(item.get("time", "00:00")),
                 )
             )
     return tuple(out)

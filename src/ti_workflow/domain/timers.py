@@ -112,3 +112,6 @@ class CampaignTimerSpec:
     context: dict[str, Any] = field(default_factory=dict, compare=False)
     every: Delay | None = None
     """Repeat: once fired, the next occurrence is due this long after the previous one."""
+    time: str | None = None
+    """The local time of day (``HH:MM``) it was declared at: a daily repeat keeps it, even
+    after a night where it did not exist (spring DST) and ran an hour later."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, select
 
@@ -307,10 +308,10 @@ def _repeat(engine: Engine, row: Row[Any]) -> None:
     if delay is None:
         return
     campaign = engine.catalog.campaign(row.campaign_id)
-    due = delay.after(utc(row.due_at), campaign.zone)
+    due = _occurrence_after(utc(row.due_at), delay, campaign.zone, row.action.get("time"))
     now = engine.clock.now()
     while due <= now:  # after a long downtime, one catch-up run is enough
-        due = delay.after(due, campaign.zone)
+        due = _occurrence_after(due, delay, campaign.zone, row.action.get("time"))
     base = row.key.split("@", 1)[0]
     with engine.db.begin() as conn:
         insert_timer(
@@ -324,3 +325,16 @@ def _repeat(engine: Engine, row: Row[Any]) -> None:
             late_policy=row.late_policy,
             created_at=now,
         )
+
+
+def _occurrence_after(due: datetime, every: Delay, zone: ZoneInfo, at: str | None) -> datetime:
+    """The next occurrence of a repeating timer. Whole days keep the declared local time
+    (``at``, HH:MM): a 02:30 timer that ran at 03:30 on the night 02:30 did not exist
+    (last Sunday of March) is back at 02:30 the next day; on the night 02:30 happens twice
+    it runs at the first."""
+    following = every.after(due, zone)
+    if at is None or every.seconds or not every.days:
+        return following
+    hours, minutes = (int(part) for part in at.split(":"))
+    day = following.astimezone(zone).date()
+    return datetime.combine(day, time(hours, minutes), zone).astimezone(UTC)

@@ -47,6 +47,7 @@ def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:
         ],
         "context": {k: str(v) for k, v in spec.context.items()},
         "every": spec.every.text if spec.every else None,
+        "time": spec.time if spec.every else None,
     }
 
 
