@@ -255,7 +255,7 @@ def test_fire_many_stops_at_an_unexpected_error_keeping_the_cases_before_it(
     engine.db.dispose()
 
 
-def _crashing_sweep(url: str, chunk: int, crash_at: int) -> None:
+def _crashing_sweep(url: str, chunk: int, crash_at: int, worker: str | None = "doomed") -> None:
     """A scheduler process that dies (no clean-up at all) inside its second batch."""
     engine = open_engine(Settings(db_url=url), SimulatedClock(CLOSED))
     sweep_module.CHUNK = chunk
@@ -267,7 +267,7 @@ def _crashing_sweep(url: str, chunk: int, crash_at: int) -> None:
             os._exit(3)
 
     engine.hooks.append(power_cut)
-    sweep(engine, worker="doomed")
+    sweep(engine, worker=worker)  # None: this process's own id, host:pid
 
 
 @pytest.fixture
@@ -313,3 +313,28 @@ def test_a_sweep_killed_inside_a_batch_leaves_nothing_of_it_and_the_next_finishe
     assert all(per_case[(c, "window_closed")] == 1 for c in ids["submitted"])
     assert all(per_case[(c, "opinion_requested")] == 1 for c in ids["submitted"])
     assert max(per_case.values()) == 1  # no message of any kind queued twice for a case
+
+
+def test_the_claim_of_a_dead_scheduler_of_this_host_is_taken_at_once(
+    db_url: str, seeded: tuple[Engine, SimulatedClock, dict[str, list[int]]]
+) -> None:
+    """kill -9 of `scheduler run`: its host:pid is gone, so the next sweep resumes the
+    closing now instead of after the 15-minute lease; still exactly once per case."""
+    engine, clock, ids = seeded
+    process = multiprocessing.get_context("spawn").Process(
+        target=_crashing_sweep, args=(db_url, 2, 3, None)
+    )
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 3
+    with engine.db.connect() as conn:
+        closing = conn.execute(select(timers).where(timers.c.name == "window_closing")).one()
+    assert (closing.status, closing.claimed_by.rpartition(":")[2]) == ("claimed", str(process.pid))
+    clock.set(CLOSED + timedelta(minutes=1))  # its 15-minute lease has not expired
+    report = sweep(engine, worker="next")
+    [run] = [t for t in report.timers if t["name"] == "window_closing"]
+    assert run["status"] == "done"
+    assert all(_lapsed(engine, c) == ("lapsed", 1, 1) for c in ids["draft"])
+    with engine.db.connect() as conn:
+        per_case = Counter(conn.execute(select(outbox.c.case_id, outbox.c.notification)).all())
+    assert max(per_case.values()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -282,3 +283,17 @@ def test_a_late_escalate_timer_with_no_case_to_act_on_alerts_nobody(db_url: str)
         "no case in the states it acts on: nothing to escalate"
     )
     assert "timer_escalated" not in queued and "candidacy_lapsed" in queued
+
+
+def test_the_sqlite_lock_of_a_dead_local_scheduler_is_taken_at_once(sqlite_url: str) -> None:
+    dead = subprocess.Popen(["true"])  # a process of this host, now gone
+    dead.wait()
+    db = create_engine(sqlite_url)
+    lock.acquire(db, f"{socket.gethostname()}:{dead.pid}", timedelta(minutes=5))
+    result = quick("scheduler", "tick", "--no-send", "--until", "2023-07-01", "--db", sqlite_url)
+    assert result.exit_code == 0, result.output
+    alive = f"{socket.gethostname()}:{os.getppid()}"  # the test runner's parent lives on
+    lock.acquire(db, alive, timedelta(minutes=5))
+    busy = quick("scheduler", "tick", "--no-send", "--db", sqlite_url)
+    assert busy.exit_code == 1 and f"another scheduler ({alive})" in busy.stderr
+    db.dispose()

@@ -2,12 +2,16 @@
 
 SQLite has no ``SKIP LOCKED``; two schedulers would queue behind each other's write
 lock and gain nothing, so a second one is refused with a message naming the holder.
-The lock uses the real clock (it is about live processes, not business time).
+The lock uses the real clock (it is about live processes, not business time). A holder
+that was a process of this host and no longer exists (killed, crashed) is replaced at
+once instead of after its expiry.
 PostgreSQL needs no lock: claims use ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -36,6 +40,22 @@ class SchedulerBusy(TiWorkflowError):
         )
 
 
+def is_dead(holder: str) -> bool:
+    """True if ``holder`` (``host:pid``) names a process of this host that no longer
+    exists: its lock and claims need not wait for their expiry (a ``kill -9``, a crash).
+    A holder on another host, or an unclear one, is taken to be alive."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by someone else
+        return False
+    return False
+
+
 def acquire(db: Engine, holder: str, ttl: timedelta) -> bool:
     """Take or renew the lock (SQLite only; True on PostgreSQL without doing anything)."""
     if not is_sqlite(db):
@@ -43,7 +63,8 @@ def acquire(db: Engine, holder: str, ttl: timedelta) -> bool:
     now = datetime.now(UTC)
     with db.begin() as conn:
         row = conn.execute(select(locks).where(locks.c.name == NAME)).first()
-        if row is not None and row.holder != holder and utc(row.expires_at) > now:
+        held = row is not None and row.holder != holder and utc(row.expires_at) > now
+        if held and row is not None and not is_dead(row.holder):
             raise SchedulerBusy(row.holder, utc(row.acquired_at), utc(row.expires_at))
         if row is None:
             conn.execute(

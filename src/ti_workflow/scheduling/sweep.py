@@ -40,6 +40,7 @@ from ti_workflow.scheduling.timers import (
     claim_next,
     finish,
     insert_timer,
+    release_dead_claims,
     renew,
     sync_campaign_timers,
 )
@@ -84,6 +85,7 @@ def sweep(engine: Engine, until: datetime | None = None, worker: str | None = No
     report = SweepReport()
     with engine.db.begin() as conn:
         report.created = sync_campaign_timers(conn, engine.catalog.campaigns.values(), now)
+    release_dead_claims(engine.db, now)
     while (row := claim_next(engine.db, now, horizon, worker)) is not None:
         status, outcome = _run(engine, sched, row, now, worker)
         if finish(engine.db, row.id, worker, status, outcome, now):
