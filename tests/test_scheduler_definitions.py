@@ -249,3 +249,16 @@ def test_a_daily_0230_timer_keeps_0230_after_the_night_it_did_not_exist(
         datetime(2025, 3, 31, 0, 30, tzinfo=UTC),  # 02:30 CEST again
         datetime(2025, 4, 1, 0, 30, tzinfo=UTC),
     ]
+
+
+def test_sub_day_offsets_are_named_as_written() -> None:
+    campaign = _campaign(
+        "timers:\n"
+        "  - {name: last_call, at: window.closes_on, time: '23:00', workflow: candidacy,\n"
+        "     before: [P1D, PT3M, PT1M], actions: [{notify: closing_reminder, in: [draft]}]}\n"
+    )
+    assert [(t.name, t.due.astimezone(PARIS).strftime("%d/%m %H:%M")) for t in campaign.timers] == [
+        ("last_call.J-1", "21/09 23:00"),
+        ("last_call.-PT3M", "22/09 22:57"),
+        ("last_call.-PT1M", "22/09 22:59"),
+    ]

@@ -297,3 +297,23 @@ def test_the_sqlite_lock_of_a_dead_local_scheduler_is_taken_at_once(sqlite_url: 
     busy = quick("scheduler", "tick", "--no-send", "--db", sqlite_url)
     assert busy.exit_code == 1 and f"another scheduler ({alive})" in busy.stderr
     db.dispose()
+
+
+def test_each_reader_sees_the_mail_addressed_to_it(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), SimulatedClock(paris("2023-07-03T10:00")))
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    engine.fire(case.id, "start_regional_review", COMMITTEE)
+    engine.db.dispose()
+
+    def seen(reader: str) -> list[str]:
+        result = quick(
+            "case", "notifications", str(case.id), "--as", reader, "--json", "--db", sqlite_url
+        )
+        assert result.exit_code == 0, result.stderr
+        return sorted(m["notification"] for m in json.loads(result.stdout))
+
+    everything = ["opinion_requested", "submission_acknowledged", "window_closed"]
+    assert seen("auditor") == seen("national_committee") == everything
+    assert seen(CANDIDATE.label) == ["submission_acknowledged", "window_closed"]
+    assert seen("regional_council:84") == seen("state_services:84") == ["opinion_requested"]

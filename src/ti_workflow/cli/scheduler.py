@@ -392,7 +392,8 @@ def case_notifications(
 ) -> None:
     """What was sent to whom about this case (the outbox rows of the case)."""
     eng = engine(db)
-    eng.get(case_id, actor(as_))
+    reader = actor(as_)
+    eng.get(case_id, reader)
     with read(eng.db) as conn:
-        rows = outbox.list_messages(conn, case_id=case_id, limit=10_000)
+        rows = outbox.list_messages(conn, case_id=case_id, limit=10_000, reader=reader)
     emit(rows, as_json, lambda: _print_messages(rows))

@@ -238,13 +238,13 @@ def parse_campaign_timers(
                 values = item[key] if isinstance(item[key], list) else [item[key]]
                 for j, v in enumerate(values):
                     delay = parse_delay(v, f"{path}.{key}[{j}]", error)
-                    offsets.append(
-                        (
-                            f"{'J-' if backwards else 'J+'}{delay.days if delay else 0}",
-                            delay,
-                            backwards,
-                        )
+                    sign = "-" if backwards else "+"
+                    label = (  # J-14 for whole days, -PT3M (the offset as written) otherwise
+                        f"{sign}{delay.text}"
+                        if delay is not None and delay.seconds
+                        else f"J{sign}{delay.days if delay else 0}"
                     )
+                    offsets.append((label, delay, backwards))
         workflow = item.get("workflow", "")
         actions = _actions(item.get("actions"), f"{path}.actions", error)
         on_cases = any(a.kind != "job" for a in actions)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
+from ti_workflow.domain.actors import AUDITOR, CANDIDATE, NATIONAL_COMMITTEE, SYSTEM, Actor
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.events import Event
 from ti_workflow.domain.reference import Referential
@@ -201,13 +202,21 @@ def list_messages(
     status: str | None = None,
     case_id: int | None = None,
     limit: int = 100,
+    reader: Actor | None = None,
 ) -> list[dict[str, Any]]:
+    """Outbox rows, oldest first. With ``reader``, only what it may see: the auditor and
+    the national committee see every message; a candidate or a regional body only the
+    messages addressed to it (not the committee's escalations, nor other bodies' mail)."""
     q = select(outbox).order_by(outbox.c.id)
     if status:
         q = q.where(outbox.c.status == status)
     if case_id is not None:
         q = q.where(outbox.c.case_id == case_id)
-    return [_public(r) for r in conn.execute(q.limit(limit)).all()]
+    rows = conn.execute(q.limit(limit)).all()
+    if reader is not None and reader.role not in (AUDITOR, NATIONAL_COMMITTEE, SYSTEM):
+        own = "candidate" if reader.role == CANDIDATE else f"{reader.role}:{reader.region}"
+        rows = [r for r in rows if any(x["role"] == own for x in r.recipients)]
+    return [_public(r) for r in rows]
 
 
 def _public(row: Row[Any]) -> dict[str, Any]:

@@ -88,4 +88,5 @@ def case_notifications(request: Request, case_id: CaseId, user: Caller) -> JSONR
     engine = engine_of(request)
     engine.get(case_id, user.actor)
     with read(engine.db) as conn:
-        return JSONResponse(outbox.list_messages(conn, case_id=case_id, limit=10_000))
+        rows = outbox.list_messages(conn, case_id=case_id, limit=10_000, reader=user.actor)
+    return JSONResponse(rows)
