@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 from jinja2 import Environment, UndefinedError
+from markupsafe import Markup
 
+import ti_workflow
 from conftest import ARA_1, AUDITOR, CANDIDATE, COMMITTEE, candidacy, paris
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.definitions.timers import workflow_specs
+from ti_workflow.domain.campaign import Campaign
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
 from ti_workflow.mail.outbox import list_messages
-from ti_workflow.mail.render import Renderer
-from ti_workflow.scheduling.install import scheduling_of
+from ti_workflow.mail.render import REGION_ARTICLES, Renderer, de_region, fr_list
+from ti_workflow.scheduling.install import _causes, _sample, scheduling_of
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
 
@@ -256,3 +262,137 @@ def test_the_fast_environment_renders_every_notification_as_stock_jinja_does(
         with pytest.raises(UndefinedError, match="'dict object' has no attribute 'zz'"):
             env.from_string("{{ d.zz }}").render(odd)
     engine.db.dispose()
+
+
+REGIONS_CSV = Path(ti_workflow.__file__).parent / "data" / "regions_2023.csv"
+DE_REGION = {  # how a French official writes "of <region>"
+    "01": "de Guadeloupe",
+    "02": "de Martinique",
+    "03": "de Guyane",
+    "04": "de La Réunion",
+    "06": "de Mayotte",
+    "11": "d'Île-de-France",
+    "24": "du Centre-Val de Loire",
+    "27": "de Bourgogne-Franche-Comté",
+    "28": "de Normandie",
+    "32": "des Hauts-de-France",
+    "44": "du Grand Est",
+    "52": "des Pays de la Loire",
+    "53": "de Bretagne",
+    "75": "de Nouvelle-Aquitaine",
+    "76": "d'Occitanie",
+    "84": "d'Auvergne-Rhône-Alpes",
+    "93": "de Provence-Alpes-Côte d'Azur",
+    "94": "de Corse",
+}
+
+
+def _regions() -> dict[str, str]:
+    with REGIONS_CSV.open(encoding="utf-8") as f:
+        return {r["code"]: r["nom"] for r in csv.DictReader(f) if r["zone"] != "com"}
+
+
+def test_the_region_table_covers_exactly_the_18_insee_regions() -> None:
+    assert set(REGION_ARTICLES) == set(_regions()) == set(DE_REGION)
+    assert len(REGION_ARTICLES) == 18
+
+
+@pytest.mark.parametrize("code", sorted(DE_REGION))
+def test_de_region_gives_the_french_form_of_every_region(code: str) -> None:
+    region = {"code": code, "name": _regions()[code]}
+    assert de_region(region) == DE_REGION[code]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [  # a code outside the table, or a bare name: elided before a vowel only
+        ("Île de Clipperton", "d'Île de Clipperton"),
+        ("Occitanie", "d'Occitanie"),
+        ("Saint-Martin", "de Saint-Martin"),
+        ("Polynésie française", "de Polynésie française"),
+    ],
+)
+def test_de_region_outside_the_table_elides_before_a_vowel(name: str, expected: str) -> None:
+    assert de_region(name) == expected
+    assert de_region({"code": "999", "name": name}) == expected
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        ([], ""),
+        (["Bretagne"], "Bretagne"),
+        (
+            ["Bourgogne-Franche-Comté", "Auvergne-Rhône-Alpes"],
+            "Bourgogne-Franche-Comté et Auvergne-Rhône-Alpes",
+        ),
+        (["A", "B", "C"], "A, B et C"),
+        (["A", "B", "C", "D"], "A, B, C et D"),
+    ],
+)
+def test_fr_list_joins_with_et(items: list[str], expected: str) -> None:
+    assert fr_list(items) == expected
+    assert fr_list(iter(items)) == expected
+
+
+def test_the_filters_in_a_template_escape_html_once() -> None:
+    env = Renderer(Settings().notifications_dir).env
+    regions = [
+        {"code": "27", "name": "Bourgogne-Franche-Comté"},
+        {"code": "93", "name": "Provence-Alpes-Côte d'Azur"},
+        {"code": "84", "name": "Auvergne-Rhône-Alpes"},
+    ]
+    source = "{{ regions | map('de_region') | fr_list }}"
+    assert env.autoescape("x.txt") is False and env.autoescape("x.html") is True
+    assert fr_list(de_region(r) for r in regions) == (
+        "de Bourgogne-Franche-Comté, de Provence-Alpes-Côte d'Azur et d'Auvergne-Rhône-Alpes"
+    )
+    html = env.from_string(source).render(regions=regions)  # a string template is escaped
+    assert html == (
+        "de Bourgogne-Franche-Comté, de Provence-Alpes-Côte d&#39;Azur "
+        "et d&#39;Auvergne-Rhône-Alpes"
+    )
+    assert fr_list([Markup("<b>A</b>"), "B & C"]) == Markup("<b>A</b> et B &amp; C")
+
+
+def test_every_template_renders_for_a_campaign_without_parameters_or_timers(
+    sqlite_url: str,
+) -> None:
+    """A campaign file without the optional parameters (the opinion due date, the period of
+    the label...) and without timers still gets natural French, with no date made up."""
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
+    composer = scheduling_of(engine).composer
+    specs = [
+        spec
+        for version in engine.catalog.current.values()
+        for spec in workflow_specs(engine.catalog.definition(version))[1]
+    ]
+    bare = Campaign(
+        "ti-2028",
+        "Territoires d'industrie 2028",
+        "Europe/Paris",
+        date(2028, 1, 3),
+        date(2028, 3, 31),
+    )
+    sample = _sample(composer, bare)
+    unique = {s.name: s for s in specs}
+    composer.renderer.check(unique.values(), [sample], _causes(engine, unique.values()))
+    labelled = composer.renderer.render("labelled", sample)
+    assert "au titre de la campagne « Territoires d'industrie 2028 » (FAQ 1.3)" in labelled.text
+    requested = composer.renderer.render("opinion_requested", sample)
+    assert "leur avis d'opportunité (FAQ 1.3).\n" in requested.text
+    opened = composer.renderer.render("window_opened", sample)
+    assert "au plus tard le 31 mars 2028 à 23 h 59, heure de Paris" in opened.text
+    with_date = {**sample, "params": {"regional_opinion_due_on": date(2028, 5, 12)}}
+    reminder = composer.renderer.render("opinion_reminder", with_date)
+    assert "attendu au plus tard le 12 mai 2028 (FAQ 1.3)" in reminder.text
+    assert reminder.subject.startswith("Rappel : avis d'opportunité attendu au plus tard le 12 mai")
+    engine.db.dispose()
+
+
+def test_no_template_hard_codes_a_year_or_says_avant_le() -> None:
+    for path in sorted(Settings().notifications_dir.glob("*.*")):
+        if path.suffix in (".txt", ".html"):
+            source = path.read_text(encoding="utf-8")
+            assert not re.search(r"\b20\d\d\b", source), path
+            assert "avant le" not in source, path

@@ -164,8 +164,27 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
     [reminder] = sink.of("opinion_reminder")
     assert "Bretagne" in reminder.part("plain") and "services de l'État" in reminder.part("plain")
     assert "conseil régional" not in reminder.part("plain").split("Avis manquants")[1]
+    assert "attendu au plus tard le 13 octobre 2023 à 23 h 59" in reminder.part("plain")
+    assert "au plus tard le 13 octobre 2023 à 23 h 59 (« " in reminder.subject
     invitation = sink.of("general_assembly_invitation")[0]
     assert "14 décembre 2023" in invitation.part("plain")
+    # French wording: "d'Auvergne-Rhône-Alpes", a deadline is "au plus tard le", the period of
+    # the label comes from the campaign.
+    acknowledged = {
+        m.rcpt_tos[0]: {t: " ".join(m.part(t).split()) for t in ("plain", "html")}
+        for m in sink.of("submission_acknowledged")
+    }
+    arve, bretagne = acknowledged["arve@example.org"], acknowledged["bretagne@example.org"]
+    assert "(SGAR, DREETS) d'Auvergne-Rhône-Alpes (FAQ 1.3)" in arve["plain"]
+    assert "(SGAR, DREETS) d&#39;Auvergne-Rhône-Alpes (FAQ 1.3)" in arve["html"]
+    assert "(SGAR, DREETS) de Bretagne (FAQ 1.3)" in bretagne["plain"]
+    [requested, *_] = sink.of("opinion_requested")
+    assert "au plus tard le 13 octobre 2023 à 23 h 59." in requested.part("plain")
+    for labelled in sink.of("labelled"):
+        assert "labellisé Territoire d'industrie pour la période 2023-2027" in labelled.part(
+            "plain"
+        )
+    assert not [m.subject for m in sink.received if "avant le" in m.part("plain")]
     assert len({m.message["Message-ID"] for m in sink.received}) == len(sink.received)
 
     states = {k: engine.get(v, COMMITTEE).state for k, v in ids.items()}

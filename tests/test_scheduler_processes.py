@@ -200,6 +200,8 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
         ]
         [escalated] = sink.of("timer_escalated")
         assert "Bretagne Sud" in escalated.part("plain")
+        assert "« Bretagne Sud » (Labellisé)" in escalated.part("plain")  # label_fr, not `labelled`
+        assert "« Bretagne Sud » (Labellisé)" in escalated.part("html")
         assert escalated.rcpt_tos == ["comite-pilotage@territoires-industrie.example.gouv.fr"]
         assert "general_assembly_invitation.J+1" in escalated.subject
         assert "15 novembre 2023 à 10 h 00" in escalated.part("plain")

@@ -165,6 +165,7 @@ def campaign_context(campaign: Campaign) -> dict[str, Any]:
         "opens_on": campaign.opens_on,
         "closes_on": campaign.closes_on,
         "closes_at": campaign.closes_at,
+        "due": {timer.name: timer.due for timer in campaign.timers},  # name -> due instant
     }
 
 

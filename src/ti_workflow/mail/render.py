@@ -8,6 +8,7 @@ rendered once with a sample context: a typo fails before anything is sent.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ from jinja2 import (
     meta,
     select_autoescape,
 )
+from markupsafe import Markup, escape
 
 from ti_workflow.clock import PARIS
 from ti_workflow.domain.timers import NotificationSpec
@@ -66,6 +68,59 @@ def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str
         text = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
         return f"{text} à {local.hour} h {local.minute:02d}" if with_time else text
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+REGION_ARTICLES = {
+    "01": "de ",  # Guadeloupe
+    "02": "de ",  # Martinique
+    "03": "de ",  # Guyane
+    "04": "de ",  # La Réunion (the article is part of the name: « de La Réunion »)
+    "06": "de ",  # Mayotte
+    "11": "d'",  # Île-de-France
+    "24": "du ",  # Centre-Val de Loire
+    "27": "de ",  # Bourgogne-Franche-Comté
+    "28": "de ",  # Normandie
+    "32": "des ",  # Hauts-de-France (h aspiré, plural: « des Hauts-de-France »)
+    "44": "du ",  # Grand Est
+    "52": "des ",  # Pays de la Loire
+    "53": "de ",  # Bretagne
+    "75": "de ",  # Nouvelle-Aquitaine
+    "76": "d'",  # Occitanie
+    "84": "d'",  # Auvergne-Rhône-Alpes
+    "93": "de ",  # Provence-Alpes-Côte d'Azur
+    "94": "de ",  # Corse
+}
+"""How French says "of <region>" for the 18 INSEE 2023 regions, keyed by region code."""
+
+
+def de_region(region: Mapping[str, Any] | str) -> str:
+    """``d'Auvergne-Rhône-Alpes``, ``du Grand Est``, ``des Hauts-de-France``...
+
+    ``region`` is a case's region (``code``, ``name``) or a bare name. A code outside the
+    table (or a bare name) gets ``d'`` before a vowel, ``de`` otherwise.
+    """
+    if isinstance(region, str):
+        code, name = "", region
+    else:
+        code, name = str(region["code"]), str(region["name"])
+    article = REGION_ARTICLES.get(code)
+    if article is None:
+        first = unicodedata.normalize("NFD", name[:1])[:1].lower()
+        article = "d'" if first and first in "aeiouy" else "de "
+    return article + name
+
+
+def fr_list(items: Iterable[Any]) -> str:
+    """``A``, ``A et B``, ``A, B et C``. Plain strings give a plain string (escaped, if at
+    all, where it is output); if an item is markup, the others are escaped into markup."""
+    values = list(items)
+    if any(hasattr(v, "__html__") for v in values):
+        escaped = [escape(v) for v in values]
+        if len(escaped) < 2:
+            return Markup("").join(escaped)
+        return Markup(", ").join(escaped[:-1]) + Markup(" et ") + escaped[-1]
+    texts = [str(v) for v in values]
+    return ", ".join(texts[:-1]) + " et " + texts[-1] if len(texts) > 1 else "".join(texts)
 
 
 def fr_duration(delta: timedelta) -> str:
@@ -127,6 +182,8 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["fr_date"] = fr_date
+        self.env.filters["de_region"] = de_region
+        self.env.filters["fr_list"] = fr_list
         self._parts: dict[str, tuple[Template, Template, Template]] = {}
 
     def check(

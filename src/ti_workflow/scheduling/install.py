@@ -270,6 +270,16 @@ def _sample(composer: Composer, campaign: Campaign | None) -> dict[str, Any]:
     timer = {"name": "sample", "due_at": now, "late_by": "2 jours 1 h 00 min", "actions": []}
     context = composer.case_context(case, campaign, event, timer, {})
     context.update(
-        {"count": 1, "cases": [{"id": 1, "title": "Territoire exemple", "state": "draft"}]}
+        {
+            "count": 1,
+            "cases": [
+                {
+                    "id": 1,
+                    "title": "Territoire exemple",
+                    "state": "draft",
+                    "state_label": "Brouillon",
+                }
+            ],
+        }
     )
     return context

@@ -276,12 +276,21 @@ def _escalate(
             return None  # it would have acted on no case: nobody to alert
     spec = sched.notification(definition, ESCALATION)
     campaign = engine.catalog.campaign(row.campaign_id)
+    labels = {s.name: s.label_fr or s.name for s in definition.states}
     context = {
         "campaign": campaign_context(campaign),
         "timer": _timer_context(row, now),
         "params": dict(campaign.parameters),
         "count": len(cases),
-        "cases": [{"id": c.id, "title": c.title, "state": c.state} for c in cases[:100]],
+        "cases": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "state": c.state,
+                "state_label": labels.get(c.state, c.state),
+            }
+            for c in cases[:100]
+        ],
     }
     with engine.db.begin() as conn:
         queued = sched.composer.enqueue(
