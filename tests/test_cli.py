@@ -332,6 +332,8 @@ def test_validate_lists_file_and_cross_file_timer_errors_at_once(
         "  - {name: c, at: 2026-03-01, workflow: candidacy,"
         " actions: [{notify: nothing, in: [draft]}]}\n"
         "  - {name: d, at: 2026-03-02, actions: [{job: nojob}]}\n"
+        "  - {name: e, at: window.opens_on, time: '24:00', workflow: candidacy,"
+        " actions: [{fire: lapsee, in: [draft]}]}\n"
     )
     for args in (("validate",), ("init",)):
         result = run("--json", *args, env=cli_env)
@@ -339,6 +341,8 @@ def test_validate_lists_file_and_cross_file_timer_errors_at_once(
         found = sorted(r["message"].split(": ", 1)[1] for r in json.loads(result.stdout)["rules"])
         assert found == [
             "timers[0].time: a local time HH:MM is required, got '25:00'",
+            "timers[3].time: a local time HH:MM is required, got '24:00'",
             "timers[c].actions[0].notify: unknown notification 'nothing'",
             "timers[d].actions[0].job: unknown job 'nojob' (known: audit_checkpoint)",
+            "timers[e].actions[0].fire: unknown trigger 'lapsee'",  # its time is wrong too
         ], args

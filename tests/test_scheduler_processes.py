@@ -319,3 +319,43 @@ def test_each_reader_sees_the_mail_addressed_to_it(sqlite_url: str) -> None:
     assert seen("auditor") == seen("national_committee") == everything
     assert seen(CANDIDATE.label) == ["submission_acknowledged", "window_closed"]
     assert seen("regional_council:84") == seen("state_services:84") == ["opinion_requested"]
+
+
+def test_notifications_send_limit_is_a_number_of_messages(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), SimulatedClock(paris("2023-07-03T10:00")))
+    for i in range(5):
+        who = Actor("candidate", email=f"l{i}@example.org")
+        case = engine.create_case(
+            "candidacy", "ti-2023-2027", candidacy(contact_email=who.email), who
+        )
+        engine.fire(case.id, "submit", who)
+    engine.db.dispose()
+    with smtp_sink() as sink:
+        env = {"TI_WORKFLOW_SMTP_HOST": "127.0.0.1", "TI_WORKFLOW_SMTP_PORT": str(sink.port)}
+        one = quick("notifications", "send", "--limit", "1", "--json", "--db", sqlite_url, env=env)
+        assert one.exit_code == 0, one.stderr
+        assert json.loads(one.stdout)["sent"] == 1 and len(sink.received) == 1
+        rest = quick("notifications", "send", "--json", "--db", sqlite_url, env=env)
+        assert json.loads(rest.stdout)["sent"] == 4 and len(sink.received) == 5
+
+
+def test_lists_say_when_they_are_cut_and_timers_say_what_they_did(sqlite_url: str) -> None:
+    engine = open_engine(Settings(db_url=sqlite_url), SimulatedClock(paris("2023-12-01T10:00")))
+    sweep(engine)  # every 2023 campaign timer is past: run them all (late policies)
+    engine.db.dispose()
+    cut = quick("timers", "list", "--all", "--limit", "3", "--db", sqlite_url)
+    assert cut.exit_code == 0, cut.stderr
+    assert "3 of 9 shown (--limit N to see more)" in cut.stdout
+    every = quick("timers", "list", "--all", "--db", sqlite_url)
+    assert "shown" not in every.stdout
+    assert "01/12/2023 10:00 +0100; lapse 0 (skipped" in every.stdout  # when, what it did
+    assert "late by" in every.stdout
+    both = quick("notifications", "retry", "1", "--all-failed", "--db", sqlite_url)
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_a_read_on_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    result = quick("timers", "list", "--db", f"sqlite:///{missing}")
+    assert result.exit_code == 1 and "no database file" in result.stderr
+    assert not missing.exists()

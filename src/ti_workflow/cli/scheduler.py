@@ -30,7 +30,13 @@ from ti_workflow.mail.sink import Received, RecordingHandler, start_sink
 from ti_workflow.scheduling import lock
 from ti_workflow.scheduling.runner import run as run_scheduler
 from ti_workflow.scheduling.sweep import sweep, worker_id
-from ti_workflow.scheduling.timers import OPEN_STATUSES, STATUSES, list_timers, sync_campaign_timers
+from ti_workflow.scheduling.timers import (
+    OPEN_STATUSES,
+    STATUSES,
+    count_timers,
+    list_timers,
+    sync_campaign_timers,
+)
 from ti_workflow.storage import repository as repo
 from ti_workflow.storage.database import read
 
@@ -111,8 +117,10 @@ def tick(
 
     def human() -> None:
         for t in report.timers:
+            did = _outcome({"fired_at": t["due_at"], "outcome": t["outcome"]}).split("; ", 1)
             console.print(
-                f"{t['status']:<10} {t['name']}  (due {t['due_at']})  {t['outcome']}",
+                f"{t['status']:<10} {t['name']}  (due {_paris(t['due_at'])})  "
+                + (did[1] if len(did) > 1 else ""),
                 highlight=False,
             )
         console.print(f"{len(report.timers)} timer(s) run", highlight=False)
@@ -122,8 +130,10 @@ def tick(
                 f"failed, {sent.partial} partly failed",
                 highlight=False,
             )
-            for e in sent.errors[:20]:
+            for e in dict.fromkeys(sent.errors[:20]):
                 console.print(f"  {e}", highlight=False)
+            if len(sent.errors) > 20:
+                console.print(f"  … and {len(sent.errors) - 20} more", highlight=False)
 
     emit(body, as_json, human)
 
@@ -132,7 +142,12 @@ def tick(
 @command
 def run(
     interval: Annotated[
-        int | None, typer.Option("--interval", min=1, help="Safety wake-up, seconds.")
+        int | None,
+        typer.Option(
+            "--interval",
+            min=1,
+            help="Safety wake-up, seconds (default: TI_WORKFLOW_SCHEDULER_INTERVAL or 60).",
+        ),
     ] = None,
     exit_after: Annotated[
         float | None, typer.Option("--exit-after", min=0.1, help="Stop after N seconds.")
@@ -151,10 +166,12 @@ def run(
             lambda: console.print(
                 f"{datetime.now(UTC).isoformat(timespec='seconds')} "
                 + (
-                    f"{len(wake['sweep']['timers'])} timer(s) run, next timer {wake['next']}"
+                    f"{len(wake['sweep']['timers'])} timer(s) run, next timer "
+                    f"{_paris(wake['next']) or 'none pending'}"
                     if "sweep" in wake
                     else f"{wake['sent']} mail sent, {wake['retrying']} to retry, "
-                    f"{wake['failed']} failed, next mail {wake['next_mail']}"
+                    f"{wake['failed']} failed, next mail "
+                    f"{_paris(wake['next_mail']) or 'none pending'}"
                 ),
                 highlight=False,
             ),
@@ -171,7 +188,9 @@ def timers_list(
     status: Annotated[
         str | None, typer.Option("--status", help=f"One of: {', '.join(STATUSES)}.")
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Include done/skipped timers.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every status, what was done included.")
+    ] = False,
     case: CaseOpt = None,
     limit: LimitOpt = 50,
     db: DbOpt = None,
@@ -190,24 +209,60 @@ def timers_list(
     statuses = [status] if status else (STATUSES if all_ else OPEN_STATUSES)
     with read(eng.db) as conn:
         rows = list_timers(conn, statuses=statuses, case_id=case, limit=limit)
+        total = count_timers(conn, statuses=statuses, case_id=case)
 
     def human() -> None:
-        table = Table("id", "due (Paris)", "campaign", "timer", "case", "does", "late", "status")
+        table = Table(
+            "id", "due (Paris)", "campaign", "timer", "case", "does", "late", "status", "outcome"
+        )
         for r in rows:  # with its offset: 02:30 on a night the clocks go back happens twice
-            due = paris(datetime.fromisoformat(r["due_at"])).strftime("%d/%m/%Y %H:%M %z")
             table.add_row(
                 str(r["id"]),
-                due,
+                _paris(r["due_at"]),
                 r["campaign"],
                 r["name"],
                 str(r["case_id"] or "all"),
                 _does(r["action"]),
                 r["late_policy"],
                 r["status"],
+                _outcome(r),
             )
         console.print(table)
+        _shown(len(rows), total)
 
     emit(rows, as_json, human)
+
+
+def _paris(instant: str | None) -> str:
+    if not instant:
+        return ""
+    return paris(datetime.fromisoformat(instant)).strftime("%d/%m/%Y %H:%M %z")
+
+
+def _shown(shown: int, total: int) -> None:
+    if shown < total:
+        console.print(f"{shown} of {total} shown (--limit N to see more)", highlight=False)
+
+
+def _outcome(r: dict[str, Any]) -> str:
+    """What a timer did, in one line: when, on how many cases, what it queued or why not."""
+    out = r.get("outcome") or {}
+    if not r.get("fired_at"):
+        return ""
+    parts = [_paris(r["fired_at"])]
+    for action in out.get("actions") or []:
+        if "fired" in action:
+            parts.append(f"{action['name']} {action['fired']} (skipped {action['skipped']})")
+        elif "queued" in action:
+            parts.append(f"{action['name']} {action['queued']} queued")
+        else:
+            parts.append(str(action.get("name")))
+    for key in ("queued", "fired", "cases", "reason", "error", "message"):
+        if out.get(key) not in (None, ""):
+            parts.append(f"{key} {out[key]}")
+    if out.get("late_by"):
+        parts.append(f"late by {out['late_by'].split('.')[0]}")
+    return "; ".join(parts)
 
 
 def _does(action: dict[str, Any]) -> str:
@@ -221,10 +276,17 @@ def _does(action: dict[str, Any]) -> str:
 
 @notifications_app.command("send")
 @command
-def notifications_send(limit: LimitOpt = 200, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+def notifications_send(
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="At most N messages (default: every one due)."),
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Send every due message of the outbox (one SMTP connection per batch)."""
     eng = engine(db)
-    report = Dispatcher(eng.db, settings(db), eng.clock).send_due(batch=limit)
+    report = Dispatcher(eng.db, settings(db), eng.clock).send_due(limit=limit)
     body = {
         "sent": report.sent,
         "retrying": report.retrying,
@@ -237,7 +299,9 @@ def notifications_send(limit: LimitOpt = 200, db: DbOpt = None, as_json: JsonOpt
         as_json,
         lambda: console.print(
             f"{report.sent} sent, {report.retrying} to retry, {report.failed} failed, "
-            f"{report.partial} partly failed" + "".join(f"\n  {e}" for e in report.errors[:20]),
+            f"{report.partial} partly failed"
+            + "".join(f"\n  {e}" for e in dict.fromkeys(report.errors[:20]))
+            + (f"\n  … and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""),
             highlight=False,
         ),
     )
@@ -283,7 +347,13 @@ def notifications_list(
         if case is not None:
             repo.load_case(conn, case)  # an unknown case is an error, not an empty list
         rows = outbox.list_messages(conn, status=status, case_id=case, limit=limit)
-    emit(rows, as_json, lambda: _print_messages(rows))
+        total = outbox.count_messages(conn, status=status, case_id=case)
+
+    def human() -> None:
+        _print_messages(rows)
+        _shown(len(rows), total)
+
+    emit(rows, as_json, human)
 
 
 @notifications_app.command("show")
@@ -325,8 +395,10 @@ def notifications_retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue failed messages again (only their refused recipients)."""
-    if not ids and not all_failed:
-        raise InvalidData("arguments", [FieldError("IDS", "give message ids or --all-failed")])
+    if bool(ids) == all_failed:
+        raise InvalidData(
+            "arguments", [FieldError("IDS", "give message ids or --all-failed, not both")]
+        )
     eng = engine(db)
     with eng.db.begin() as conn:
         if ids:
@@ -390,7 +462,8 @@ def case_notifications(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What was sent to whom about this case (the outbox rows of the case)."""
+    """What was sent to whom about this case: everything for the auditor and the national
+    committee, its own mail for a candidate or a regional body."""
     eng = engine(db)
     reader = actor(as_)
     eng.get(case_id, reader)

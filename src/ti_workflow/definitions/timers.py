@@ -28,6 +28,8 @@ from ti_workflow.errors import InvalidDefinition
 ErrorFn = Callable[[str, str], None]
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
+"""The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables")
 CASE_TIMER_KEYS = ("name", "after", "delay", "days", "while_in", "notify", "fire", "late")
@@ -260,8 +262,11 @@ def parse_campaign_timers(
             every = parse_delay(item["every"], f"{path}.every", error)
             if every is not None and every.days == 0 and every.seconds < 3600:
                 error(f"{path}.every", "repeat at most once an hour (PT1H or more)")
-        if not names or base is None:
+        if not names:
             continue
+        if base is None:  # an error is already recorded; the timer is still returned with a
+            base = PLACEHOLDER  # placeholder instant, so its names get the cross-file checks
+
         due_list = (
             [(names[0], base)]
             if not offsets

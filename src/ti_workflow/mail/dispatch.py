@@ -89,16 +89,18 @@ class Dispatcher:
         self.sender = parseaddr(settings.mail_from)[1] or settings.mail_from
         self._outcomes: list[tuple[int, dict[str, Any]]] = []
 
-    def send_due(self, batch: int = 200, max_batches: int = 1000) -> DispatchReport:
-        """Send every message due now, batch after batch (sync entry point)."""
-        return asyncio.run(self._send_due(batch, max_batches))
+    def send_due(self, batch: int = 200, limit: int | None = None) -> DispatchReport:
+        """Send the messages due now, batch after batch (sync entry point): every one, or
+        at most ``limit`` of them."""
+        return asyncio.run(self._send_due(batch, limit))
 
-    async def _send_due(self, batch: int, max_batches: int) -> DispatchReport:
+    async def _send_due(self, batch: int, limit: int | None) -> DispatchReport:
         total = DispatchReport()
-        for _ in range(max_batches):
-            report = await self.send_batch(batch)
+        while limit is None or total.claimed < limit:
+            size = batch if limit is None else min(batch, limit - total.claimed)
+            report = await self.send_batch(size)
             total.add(report)
-            if report.claimed < batch:
+            if report.claimed < size:
                 break
         return total
 

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 from ti_workflow.domain.actors import AUDITOR, CANDIDATE, NATIONAL_COMMITTEE, SYSTEM, Actor
 from ti_workflow.domain.campaign import Campaign
@@ -195,6 +195,17 @@ def build_message(row: Row[Any] | Mapping[str, Any], mail_from: str) -> EmailMes
     msg.set_content(m["body_text"])
     msg.add_alternative(m["body_html"], subtype="html")
     return msg
+
+
+def count_messages(
+    conn: Connection, *, status: str | None = None, case_id: int | None = None
+) -> int:
+    q = select(func.count()).select_from(outbox)
+    if status:
+        q = q.where(outbox.c.status == status)
+    if case_id is not None:
+        q = q.where(outbox.c.case_id == case_id)
+    return int(conn.execute(q).scalar_one())
 
 
 def list_messages(

@@ -65,9 +65,13 @@ def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str
             return str(value)  # a free-text value given by a campaign file: shown as written
     if isinstance(value, datetime):
         local = value.astimezone(PARIS)
-        text = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+        text = f"{_day(local.day)} {MONTHS[local.month - 1]} {local.year}"
         return f"{text} à {local.hour} h {local.minute:02d}" if with_time else text
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    return f"{_day(value.day)} {MONTHS[value.month - 1]} {value.year}"
+
+
+def _day(day: int) -> str:
+    return "1er" if day == 1 else str(day)  # « le 1er juillet »
 
 
 REGION_ARTICLES = {

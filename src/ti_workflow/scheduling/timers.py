@@ -216,6 +216,15 @@ def list_timers(
     return [public(r) for r in conn.execute(q).all()]
 
 
+def count_timers(
+    conn: Connection, *, statuses: Iterable[str] = OPEN_STATUSES, case_id: int | None = None
+) -> int:
+    q = select(func.count()).select_from(timers).where(timers.c.status.in_(list(statuses)))
+    if case_id is not None:
+        q = q.where(timers.c.case_id == case_id)
+    return int(conn.execute(q).scalar_one())
+
+
 def public(row: Row[Any]) -> dict[str, Any]:
     m = row._mapping
     return {

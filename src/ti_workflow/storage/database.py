@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
@@ -206,6 +207,13 @@ def upgrade(engine: Engine) -> None:
 
 
 def check_schema(engine: Engine) -> None:
+    database = engine.url.database
+    on_disk = is_sqlite(engine) and database not in (None, "", ":memory:")
+    if on_disk and database and not Path(database).exists():  # connecting would create it
+        raise SchemaOutdated(
+            f"no database file {database!r}: run `ti-workflow init` first, with this --db "
+            "(or check --db / TI_WORKFLOW_DB)"
+        )
     try:
         with engine.connect() as conn:
             present = inspect(conn).has_table("cases")
