@@ -396,3 +396,22 @@ def test_no_template_hard_codes_a_year_or_says_avant_le() -> None:
             source = path.read_text(encoding="utf-8")
             assert not re.search(r"\b20\d\d\b", source), path
             assert "avant le" not in source, path
+
+
+def test_a_review_closed_by_hand_is_not_said_to_have_reached_its_due_date(
+    sqlite_url: str,
+) -> None:
+    """FAQ 1.3: the committee may close the regional review before its due date."""
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    engine.fire(case.id, "start_regional_review", COMMITTEE)
+    engine.fire(case.id, "close_regional_review", COMMITTEE)
+    from ti_workflow.mail.outbox import outbox
+
+    with read(engine.db) as conn:
+        row = conn.execute(outbox.select().where(outbox.c.notification == "escalation")).one()
+    engine.db.dispose()
+    assert row.subject == "Avis régional clos avant l'échéance : « Vallée de l'Arve »"
+    assert "a été clos avant son échéance" in row.body_text
+    assert "est passée" not in row.body_text and "est passée" not in row.body_html
