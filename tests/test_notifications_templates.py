@@ -7,6 +7,7 @@ import re
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jinja2 import Environment, UndefinedError
@@ -20,7 +21,7 @@ from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
-from ti_workflow.mail.outbox import list_messages
+from ti_workflow.mail.outbox import list_messages, outbox
 from ti_workflow.mail.render import REGION_ARTICLES, Renderer, de_region, fr_list
 from ti_workflow.scheduling.install import _causes, _sample, scheduling_of
 from ti_workflow.settings import Settings
@@ -103,7 +104,6 @@ def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
         "candidacy", "ti-2023-2027", candidacy(territory_name="<b>Arve</b> & Co"), CANDIDATE
     )
     engine.fire(case.id, "submit", CANDIDATE)
-    from ti_workflow.mail.outbox import outbox
 
     with read(engine.db) as conn:
         row = conn.execute(outbox.select()).one()
@@ -114,20 +114,26 @@ def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
     assert listed["subject"] == "Accusé de réception de votre candidature « <b>Arve</b> & Co »"
 
 
+def _committee_hurries(sqlite_url: str, notification: str, *triggers: str) -> Any:
+    """A filed candidacy the national committee moves on by hand in July 2023 (before the
+    closing and the regional due date); the one message of ``notification`` it caused."""
+    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    for trigger in triggers:
+        engine.fire(case.id, trigger, COMMITTEE)
+    with read(engine.db) as conn:
+        row = conn.execute(outbox.select().where(outbox.c.notification == notification)).one()
+    engine.db.dispose()
+    return row
+
+
 def test_a_review_opened_before_the_closing_does_not_say_filing_is_closed(
     sqlite_url: str,
 ) -> None:
     """FAQ 1.3: the national committee may send a filed candidacy to regional review
     before 22 September; the candidate is not told that filing is closed."""
-    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
-    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
-    engine.fire(case.id, "submit", CANDIDATE)
-    engine.fire(case.id, "start_regional_review", COMMITTEE)
-    from ti_workflow.mail.outbox import outbox
-
-    with read(engine.db) as conn:
-        row = conn.execute(outbox.select().where(outbox.c.notification == "window_closed")).one()
-    engine.db.dispose()
+    row = _committee_hurries(sqlite_url, "window_closed", "start_regional_review")
     assert row.subject == "Votre candidature « Vallée de l'Arve » part en avis régional"
     assert "Sans attendre la clôture du dépôt (22 septembre 2023)" in row.body_text
     assert "clos" not in row.body_text.split("(22 septembre 2023)")[1]
@@ -402,16 +408,9 @@ def test_a_review_closed_by_hand_is_not_said_to_have_reached_its_due_date(
     sqlite_url: str,
 ) -> None:
     """FAQ 1.3: the committee may close the regional review before its due date."""
-    engine = open_engine(Settings(db_url=sqlite_url), CLOCK)
-    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
-    engine.fire(case.id, "submit", CANDIDATE)
-    engine.fire(case.id, "start_regional_review", COMMITTEE)
-    engine.fire(case.id, "close_regional_review", COMMITTEE)
-    from ti_workflow.mail.outbox import outbox
-
-    with read(engine.db) as conn:
-        row = conn.execute(outbox.select().where(outbox.c.notification == "escalation")).one()
-    engine.db.dispose()
+    row = _committee_hurries(
+        sqlite_url, "escalation", "start_regional_review", "close_regional_review"
+    )
     assert row.subject == "Avis régional clos avant l'échéance : « Vallée de l'Arve »"
     assert "a été clos avant son échéance" in row.body_text
     assert "est passée" not in row.body_text and "est passée" not in row.body_html
