@@ -8,8 +8,8 @@ from email.utils import getaddresses
 from importlib import resources
 from pathlib import Path
 
-from ti_workflow.domain.actors import EMAIL_RE
 from ti_workflow.errors import FieldError, InvalidData
+from ti_workflow.mail.directory import address_problem
 
 DEFAULT_DB = "sqlite:///ti_workflow.db"
 SMTP_TLS_MODES = ("none", "starttls", "tls")
@@ -105,7 +105,7 @@ def _int(env: os._Environ[str], name: str, default: int, maximum: int | None = N
 def _mail_from(value: str) -> str:
     """``Name <local@domain>`` or ``local@domain``: one address, no line break."""
     found = getaddresses([value])
-    if any(ch in value for ch in "\r\n\0") or len(found) != 1 or not EMAIL_RE.match(found[0][1]):
+    if any(ch in value for ch in "\r\n\0") or len(found) != 1 or address_problem(found[0][1]):
         raise InvalidData(
             "settings",
             [

@@ -165,25 +165,21 @@ def orphan_messages(
         (r[0], r[1], r[2], f"names event #{r[2]}, which does not exist")
         for r in conn.execute(by_event).all()
     ]
-    if "timer_id" not in table.c:
-        return found_rows
-    unlinked = table.c[seq].is_(None)
-    if inspect(conn).has_table("timers"):
-        timers = Table("timers", MetaData(), autoload_with=conn)
-        by_timer = (
-            select(ident, table.c.case_id, table.c.timer_id)
-            .select_from(table.outerjoin(timers, timers.c.id == table.c.timer_id))
-            .where(unlinked, timers.c.id.is_(None))
-        )
-    else:
-        by_timer = select(ident, table.c.case_id, table.c.timer_id).where(unlinked)
+    if "timer_id" not in table.c or not inspect(conn).has_table("timers"):
+        return found_rows  # an outbox older than the scheduler: its messages name events
+    timers = Table("timers", MetaData(), autoload_with=conn)
+    by_timer = (
+        select(ident, table.c.case_id, table.c.timer_id)
+        .select_from(table.outerjoin(timers, timers.c.id == table.c.timer_id))
+        .where(table.c[seq].is_(None), timers.c.id.is_(None))
+    )
     if case_id is not None:
         by_timer = by_timer.where(table.c.case_id == case_id)
     for r in conn.execute(by_timer).all():
         cause = (
             "names no event and no timer"
             if r[2] is None
-            else (f"names timer #{r[2]}, which does not exist")
+            else f"names timer #{r[2]}, which does not exist"
         )
         found_rows.append((r[0], r[1], None, cause))
     return sorted(found_rows, key=lambda r: (r[1] or 0, r[0]))

@@ -117,10 +117,9 @@ def tick(
 
     def human() -> None:
         for t in report.timers:
-            did = _outcome({"fired_at": t["due_at"], "outcome": t["outcome"]}).split("; ", 1)
             console.print(
                 f"{t['status']:<10} {t['name']}  (due {_paris(t['due_at'])})  "
-                + (did[1] if len(did) > 1 else ""),
+                + _did(t["outcome"]),
                 highlight=False,
             )
         console.print(f"{len(report.timers)} timer(s) run", highlight=False)
@@ -245,11 +244,16 @@ def _shown(shown: int, total: int) -> None:
 
 
 def _outcome(r: dict[str, Any]) -> str:
-    """What a timer did, in one line: when, on how many cases, what it queued or why not."""
-    out = r.get("outcome") or {}
+    """When a listed timer ran, and what it did."""
     if not r.get("fired_at"):
         return ""
-    parts = [_paris(r["fired_at"])]
+    return "; ".join(part for part in (_paris(r["fired_at"]), _did(r["outcome"])) if part)
+
+
+def _did(outcome: dict[str, Any] | None) -> str:
+    """What a timer did, in one line: on how many cases, what it queued, or why not."""
+    out = outcome or {}
+    parts = []
     for action in out.get("actions") or []:
         if "fired" in action:
             parts.append(f"{action['name']} {action['fired']} (skipped {action['skipped']})")

@@ -180,6 +180,13 @@ def parse_definition(document: Any, file: str) -> Definition:
     if initial:
         check_state(initial, "initial")
 
+    def check_guards(raw: Any, path: str) -> tuple[str, ...]:
+        guards = c.names(raw, path, "guard")
+        for j, g in enumerate(guards):
+            if g not in GUARDS:
+                c.error(f"{path}[{j}]", f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})")
+        return guards
+
     def check_roles(value: Any, path: str) -> tuple[str, ...]:
         roles = c.names(value, path, "role")
         for i, role in enumerate(roles):
@@ -195,12 +202,7 @@ def parse_definition(document: Any, file: str) -> Definition:
         create = {}
     c.keys(create, "create", ("roles", "guards"))
     create_roles = check_roles(create.get("roles", []), "create.roles")
-    create_guards = c.names(create.get("guards", []), "create.guards", "guard")
-    for j, g in enumerate(create_guards):
-        if g not in GUARDS:
-            c.error(
-                f"create.guards[{j}]", f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})"
-            )
+    create_guards = check_guards(create.get("guards", []), "create.guards")
 
     editable_in = c.names(document.get("editable_in", []), "editable_in", "state")
     for i, s in enumerate(editable_in):
@@ -240,13 +242,7 @@ def parse_definition(document: Any, file: str) -> Definition:
         if dest:
             check_state(dest, f"{path}.dest")
         roles = check_roles(raw.get("roles", []), f"{path}.roles")
-        guards = c.names(raw.get("guards", []), f"{path}.guards", "guard")
-        for j, g in enumerate(guards):
-            if g not in GUARDS:
-                c.error(
-                    f"{path}.guards[{j}]",
-                    f"unknown guard {g!r} (known: {', '.join(sorted(GUARDS))})",
-                )
+        guards = check_guards(raw.get("guards", []), f"{path}.guards")
         effects = c.names(raw.get("effects", []), f"{path}.effects", "effect")
         for j, e in enumerate(effects):
             if e not in EFFECTS:

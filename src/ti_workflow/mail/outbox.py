@@ -224,11 +224,11 @@ def list_messages(
         q = q.where(outbox.c.status == status)
     if case_id is not None:
         q = q.where(outbox.c.case_id == case_id)
-    rows = conn.execute(q.limit(limit)).all()
-    if reader is not None and reader.role not in (AUDITOR, NATIONAL_COMMITTEE, SYSTEM):
-        own = "candidate" if reader.role == CANDIDATE else f"{reader.role}:{reader.region}"
-        rows = [r for r in rows if any(x["role"] == own for x in r.recipients)]
-    return [_public(r) for r in rows]
+    if reader is None or reader.role in (AUDITOR, NATIONAL_COMMITTEE, SYSTEM):
+        return [_public(r) for r in conn.execute(q.limit(limit)).all()]
+    own = "candidate" if reader.role == CANDIDATE else f"{reader.role}:{reader.region}"
+    mine = (r for r in conn.execute(q) if any(x["role"] == own for x in r.recipients))
+    return [_public(r) for r, _ in zip(mine, range(limit), strict=False)]
 
 
 def _public(row: Row[Any]) -> dict[str, Any]:

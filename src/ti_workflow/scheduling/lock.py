@@ -52,7 +52,7 @@ def is_dead(holder: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # it exists, owned by someone else
-        return False
+        pass
     return False
 
 
@@ -63,8 +63,12 @@ def acquire(db: Engine, holder: str, ttl: timedelta) -> bool:
     now = datetime.now(UTC)
     with db.begin() as conn:
         row = conn.execute(select(locks).where(locks.c.name == NAME)).first()
-        held = row is not None and row.holder != holder and utc(row.expires_at) > now
-        if held and row is not None and not is_dead(row.holder):
+        if (
+            row is not None
+            and row.holder != holder
+            and utc(row.expires_at) > now
+            and not is_dead(row.holder)
+        ):
             raise SchedulerBusy(row.holder, utc(row.acquired_at), utc(row.expires_at))
         if row is None:
             conn.execute(

@@ -60,52 +60,43 @@ def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: d
     fire). Returns how many rows were created."""
     created = 0
     for campaign in campaigns:
-        pending = {
-            row.key: row
-            for row in conn.execute(
-                select(timers.c.id, timers.c.key, timers.c.name, timers.c.due_at)
-                .add_columns(timers.c.action, timers.c.late_policy)
-                .where(
-                    timers.c.campaign_id == campaign.id,
-                    timers.c.case_id.is_(None),
-                    timers.c.status == "pending",
-                )
+        specs = {spec.name: spec for spec in campaign.timers}
+        pending = conn.execute(
+            select(timers.c.id, timers.c.key, timers.c.name, timers.c.due_at)
+            .add_columns(timers.c.action, timers.c.late_policy)
+            .where(
+                timers.c.campaign_id == campaign.id,
+                timers.c.case_id.is_(None),
+                timers.c.status == "pending",
             )
-        }
-        for spec in campaign.timers:
-            key = f"campaign:{campaign.id}:{spec.name}"
-            action = campaign_action(spec)
-            row = pending.get(key)
-            if row is None:
-                created += insert_timer(
-                    conn,
-                    key=key,
-                    campaign_id=campaign.id,
-                    case_id=None,
-                    name=spec.name,
-                    due_at=spec.due,
-                    action=action,
-                    late_policy=spec.late,
-                    created_at=now,
-                )
-            elif (utc(row.due_at), row.action, row.late_policy) != (spec.due, action, spec.late):
+        ).all()
+        gone = []
+        for row in pending:
+            spec = specs.get(row.name)
+            if spec is None:
+                gone.append(row.id)
+                continue
+            # A first occurrence follows the file's instant; a next one (key@instant) keeps its.
+            due = spec.due if row.key == _key(campaign, spec) else utc(row.due_at)
+            wanted = {"due_at": due, "action": campaign_action(spec), "late_policy": spec.late}
+            if (utc(row.due_at), row.action, row.late_policy) != tuple(wanted.values()):
                 conn.execute(
                     update(timers)
                     .where(timers.c.id == row.id, timers.c.status == "pending")
-                    .values(due_at=spec.due, action=action, late_policy=spec.late)
+                    .values(**wanted)
                 )
-            for later in pending.values():  # the next occurrence of a repeating timer
-                if later.key.startswith(f"{key}@") and (later.action, later.late_policy) != (
-                    action,
-                    spec.late,
-                ):
-                    conn.execute(
-                        update(timers)
-                        .where(timers.c.id == later.id, timers.c.status == "pending")
-                        .values(action=action, late_policy=spec.late)
-                    )
-        declared = {spec.name for spec in campaign.timers}
-        gone = [row.id for row in pending.values() if row.name not in declared]
+        for spec in campaign.timers:
+            created += insert_timer(
+                conn,
+                key=_key(campaign, spec),
+                campaign_id=campaign.id,
+                case_id=None,
+                name=spec.name,
+                due_at=spec.due,
+                action=campaign_action(spec),
+                late_policy=spec.late,
+                created_at=now,
+            )
         if gone:
             conn.execute(
                 update(timers)
@@ -117,6 +108,10 @@ def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: d
                 )
             )
     return created
+
+
+def _key(campaign: Campaign, spec: CampaignTimerSpec) -> str:
+    return f"campaign:{campaign.id}:{spec.name}"
 
 
 def release_dead_claims(db: Engine, now: datetime) -> list[str]:
