@@ -138,6 +138,17 @@ def campaign_timer_errors(
     registered in this process. Run by ``validate``, ``init`` and at every engine start."""
     errors: list[str] = []
     for campaign in campaigns:
+        for definition in definitions.values():
+            for timer in workflow_specs(definition)[0]:
+                if timer.delay_parameter is None:
+                    continue
+                try:
+                    timer.delay_for(campaign.parameters)
+                except ValueError as exc:
+                    errors.append(
+                        f"{campaign.source}: parameters.{timer.delay_parameter} (delay of "
+                        f"timer {timer.name!r} of {definition.source}): {exc}"
+                    )
         for spec in campaign.timers:
             where = f"{campaign.source}: timers[{spec.name}]"
             if not spec.workflow:
@@ -211,20 +222,21 @@ def _hook(composer: Composer) -> Any:
 def _start_case_timer(
     conn: Connection, t: Any, case: StoredCase, campaign: Campaign, event: Event, now: datetime
 ) -> None:
+    delay = t.delay_for(campaign.parameters)  # checked at install: the parameter is valid
     insert_timer(
         conn,
         key=f"case:{case.id}:{t.name}:{event.seq}",
         campaign_id=case.campaign_id,
         case_id=case.id,
         name=t.name,
-        due_at=t.delay.after(event.at, campaign.zone),
+        due_at=delay.after(event.at, campaign.zone),
         action={
             "kind": "case",
             "workflow": case.workflow,
             "notify": t.notify,
             "fire": t.fire,
             "while_in": list(t.while_in),
-            "after": f"{t.after} + {t.delay.text}{' business days' if t.delay.business else ''}",
+            "after": f"{t.after} + {delay.text}{' business days' if delay.business else ''}",
         },
         late_policy=t.late,
         created_at=now,
