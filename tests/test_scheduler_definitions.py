@@ -93,6 +93,7 @@ def test_workflow_timer_and_notification_errors() -> None:
         }
     ]
     document["notifications"].append({"name": "x", "to": ["mayor"], "when": "approve"})
+    last = len(document["notifications"]) - 1
     with pytest.raises(InvalidDefinition) as exc:
         parse_definition(document, "workflows/candidacy.yaml")
     text = "\n".join(exc.value.errors)
@@ -102,8 +103,8 @@ def test_workflow_timer_and_notification_errors() -> None:
         "got '14 days'",
         "timers[0].while_in[0]: unknown state 'drafts'",
         "timers[0].notify: unknown notification 'nope'",
-        "notifications[14].to[0]: unknown recipient 'mayor'",
-        "notifications[14].when: unknown trigger 'approve'",
+        f"notifications[{last}].to[0]: unknown recipient 'mayor'",
+        f"notifications[{last}].when: unknown trigger 'approve'",
     ):
         assert expected in text
 

@@ -109,7 +109,11 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
     }
     letters = [
         {"signatory": "Président(e)", "organisation": names[0], "date": "2023-07-10"},
-        {"signatory": "Directeur de site", "organisation": "Industriel local", "date": "2023-07-12"},
+        {
+            "signatory": "Directeur de site",
+            "organisation": "Industriel local",
+            "date": "2023-07-12",
+        },
     ]
     if story.role == "binome_per_intercommunality":
         # FAQ 4.1: at first, one binôme per intercommunality (each names the EPCI it represents)

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 ERROR = "error"
 WARNING = "warning"
 

@@ -296,8 +296,7 @@ def _per_intercommunality_rules(
                     "4.1",
                     f"le membre {_n(i + 1)} de la gouvernance représente le groupement "
                     f"{_groupement_fr(ctx, siren)}, qui ne fait pas partie du périmètre",
-                    f"governance member #{i + 1} represents {siren}, which is not in the "
-                    f"perimeter",
+                    f"governance member #{i + 1} represents {siren}, which is not in the perimeter",
                 )
             )
         else:
@@ -316,7 +315,10 @@ def _per_intercommunality_rules(
                     f"the binôme of intercommunality {siren} lacks: {', '.join(lacking)}",
                 )
             )
-        if len(found) > 2 and not (governance.get("extended_governance_justification") or "").strip():
+        if (
+            len(found) > 2
+            and not (governance.get("extended_governance_justification") or "").strip()
+        ):
             failed.append(
                 Rule(
                     "governance_extended_unjustified",
@@ -633,8 +635,7 @@ def reason_when_no_opinion(ctx: Context) -> list[Rule]:
             "1.3",
             "aucun avis d'opportunité régional n'a été rendu sur cette candidature"
             f"{NBSP}: la labellisation doit être motivée (motif à indiquer)",
-            "not one regional opinion was given on this candidacy: labelling it needs a "
-            "reason",
+            "not one regional opinion was given on this candidacy: labelling it needs a reason",
         )
     ]
 

@@ -97,12 +97,16 @@ class CaseTimerSpec:
     late: str
     delay_parameter: str | None = None
     """``delay: parameters.<name>``: the delay is that campaign parameter (an ISO 8601
-    duration), read when the timer starts; ``delay`` is then a placeholder."""
+    duration), read when the timer starts; ``delay`` is then a placeholder. A campaign
+    without the parameter does not start the timer."""
 
-    def delay_for(self, parameters: Mapping[str, Any]) -> Delay:
+    def delay_for(self, parameters: Mapping[str, Any]) -> Delay | None:
+        """The delay in this campaign; None: the campaign does not set it (no timer)."""
         if self.delay_parameter is None:
             return self.delay
-        return parse_parameter_delay(parameters.get(self.delay_parameter), self.delay.business)
+        if self.delay_parameter not in parameters:
+            return None
+        return parse_parameter_delay(parameters[self.delay_parameter], self.delay.business)
 
 
 DELAY_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
