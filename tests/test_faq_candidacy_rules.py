@@ -517,3 +517,38 @@ def test_faq_4_1_line_200_follow_up_stops_once_an_amendment_gives_one_binome(
         "binome_reminder": "skipped",
         "binome_escalation": "skipped",
     }
+
+
+def test_every_candidacy_refusal_reads_as_french(engine: Engine, clock: SimulatedClock) -> None:
+    """Issue 11 (wording): French refusals name priorities, roles, bodies and fields in
+    French, with French typography; the English message keeps the codes."""
+    clock.set(paris("2023-06-01T09:00:00"))  # before the window: FAQ 1.2 too
+    metropole_lyon, unknown, bad_checksum = "200046977", "130005481", "200000173"
+    files = [
+        candidacy(
+            perimeter={"members": [metropole_lyon]},
+            governance={"members": [{"name": "", "role": "elected"}]},
+            letters_of_intent=[{"signatory": "Président", "organisation": "CCI"}],
+            action_plan=[{"title": "", "summary": ""}, {"title": "X", "priority": None}],
+        ),
+        candidacy(
+            perimeter={"members": [ARA_1, ARA_1, unknown, bad_checksum]},
+            governance={**PER_EPCI, "members": [{"name": "X", "role": "elected"}]},
+            letters_of_intent=[],
+            action_plan=[action("Seule")],
+        ),
+        candidacy(governance={"mode": "pending", "members": [ELUE, ELUE, ELUE]}),
+    ]
+    seen: set[str] = set()
+    for data in files:
+        rules = refused(engine, data)
+        assert_french(rules)
+        seen |= codes(rules)
+    assert len(seen) >= 19, sorted(seen)
+    clock.set(paris("2023-07-03T10:00:00"))
+    case_id = file(engine, candidacy())
+    engine.fire(case_id, "submit", CANDIDATE)
+    engine.fire(case_id, "start_regional_review", SYSTEM)
+    with pytest.raises(GuardRefused) as exc:
+        engine.fire(case_id, "complete_regional_review", SYSTEM)
+    assert_french(list(exc.value.rules))
