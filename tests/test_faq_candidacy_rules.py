@@ -30,7 +30,7 @@ from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
-from ti_workflow.errors import GuardRefused, Rule
+from ti_workflow.errors import GuardRefused, InvalidData, Rule
 from ti_workflow.scheduling.timers import STATUSES, list_timers
 from ti_workflow.storage.database import read
 from ti_workflow.territories.errors import TerritoryRefused
@@ -552,3 +552,12 @@ def test_every_candidacy_refusal_reads_as_french(engine: Engine, clock: Simulate
     with pytest.raises(GuardRefused) as exc:
         engine.fire(case_id, "complete_regional_review", SYSTEM)
     assert_french(list(exc.value.rules))
+
+
+def test_faq_4_1_a_represented_intercommunality_is_a_siren(engine: Engine) -> None:
+    bad = {"mode": "per_intercommunality", "members": [{**ELUE, "represents": "20000017"}]}
+    with pytest.raises(InvalidData) as exc:
+        file(engine, candidacy(governance=bad))
+    [error] = exc.value.errors
+    assert error.location == "governance.members[0].represents"
+    assert "a SIREN is exactly 9 digits" in error.message

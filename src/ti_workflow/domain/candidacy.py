@@ -120,6 +120,7 @@ def location(loc: tuple[int | str, ...]) -> str:
 _HINTS = {
     "string_pattern_mismatch": {
         "members": "a SIREN is exactly 9 digits",
+        "represents": "a SIREN is exactly 9 digits",
         "contact_email": "expected an e-mail address such as ti@example.org",
     },
 }
