@@ -12,6 +12,7 @@ from ti_workflow.errors import FieldError, InvalidData
 
 _HINTS = {
     "members": "a SIREN is exactly 9 digits",
+    "represents": "a SIREN is exactly 9 digits",
     "contact_email": "expected an e-mail address such as ti@example.org",
 }
 
