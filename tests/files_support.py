@@ -2,6 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import candidacy
+from ti_workflow.bootstrap import open_engine
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.engine import Engine
+from ti_workflow.settings import Settings
+
+
+@pytest.fixture(name="files_engine")
+def files_engine_fixture(db_url: str, tmp_path: Path, clock: SimulatedClock) -> Iterator[Engine]:
+    """``files_engine``: an engine (SQLite and PostgreSQL) whose documents go to
+    ``tmp_path / "files"``. Import it into a test module to use it."""
+    engine = open_engine(Settings(db_url=db_url, files_dir=tmp_path / "files"), clock)
+    yield engine
+    engine.db.dispose()
+
+
+def letter(ref: dict[str, Any] | None, signatory: str = "Mme Élue") -> dict[str, Any]:
+    return {"signatory": signatory, "organisation": "CC", "date": "2023-07-01", "file": ref}
+
+
+def with_letter(*refs: dict[str, Any]) -> dict[str, Any]:
+    """A valid candidacy whose letters of intent carry these documents."""
+    return candidacy(letters_of_intent=[letter(r, f"Signataire {i}") for i, r in enumerate(refs)])
+
 
 def minimal_pdf(text: str = "Lettre d'intention") -> bytes:
     objects = [

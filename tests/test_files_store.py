@@ -17,8 +17,12 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import AUDITOR, CANDIDATE, candidacy
-from files_support import minimal_pdf, padded_pdf
-from ti_workflow.bootstrap import open_engine
+from files_support import (
+    files_engine_fixture,  # noqa: F401 (the files_engine fixture)
+    minimal_pdf,
+    padded_pdf,
+    with_letter,
+)
 from ti_workflow.engine import Engine
 from ti_workflow.errors import InvalidData
 from ti_workflow.files import MAX_BYTES, FileMissing, FileRefused, FileStore, StoredFile
@@ -167,18 +171,6 @@ def test_files_dir_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 # --- case data refers to stored files (both databases) ----------------------------------
-
-
-@pytest.fixture
-def files_engine(db_url: str, tmp_path: Path, clock: Any) -> Any:
-    engine = open_engine(Settings(db_url=db_url, files_dir=tmp_path / "files"), clock)
-    yield engine
-    engine.db.dispose()
-
-
-def with_letter(ref: dict[str, Any]) -> dict[str, Any]:
-    letter = {"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01", "file": ref}
-    return candidacy(letters_of_intent=[letter])
 
 
 def count_cases(engine: Engine) -> int:
