@@ -77,10 +77,13 @@ def bench_verify(tmp: Path, cases: int) -> None:
         data = candidacy(letters_of_intent=[letter(ref.as_ref())])
         case = engine.create_case("candidacy", "ti-2023-2027", data, CANDIDATE)
         engine.update_data(case.id, data, CANDIDATE)
-    with_files = median_ms(lambda: verify(engine), runs=3)
-    without = median_ms(
-        lambda: verify_range(engine.db, engine.catalog, None, None, None, False), runs=3
-    )
+    def run(files: FileStore | None) -> None:
+        report = verify_range(engine.db, engine.catalog, None, None, None, False, None, files)
+        assert report.ok, report.findings[:3]
+
+    assert verify(engine).ok
+    with_files = median_ms(lambda: run(engine.files), runs=3)
+    without = median_ms(lambda: run(None), runs=3)
     events = 2 * cases
     print(
         f"verify {events} events / {cases} documents: {with_files:.0f} ms with documents, "
