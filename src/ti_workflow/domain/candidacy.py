@@ -75,12 +75,24 @@ class Governance(_Strict):
     """Governance ``pending``: how the territory's binôme will be found (FAQ 4.1)."""
 
 
+class FileRef(_Strict):
+    """A stored document (``ti_workflow.files``): its content's SHA-256, name and size."""
+
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
+    ]
+    size: int = Field(ge=1, strict=True)
+    media_type: Literal["application/pdf"] = "application/pdf"
+
+
 class LetterOfIntent(_Strict):
     signatory: Text = ""
     organisation: Text = ""
     date: dt.date | None = None
     signatory_role: Literal["elected", "industrial", "other"] | None = None
     """What the signatory stands for, when no governance member can be matched (FAQ 4.5)."""
+    file: FileRef | None = None
 
 
 class Action(_Strict):
