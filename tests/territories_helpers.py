@@ -82,3 +82,11 @@ def territory_of(engine: Engine, siren: str, day: str) -> str | None:
         found = store.memberships(conn, [siren], on=date.fromisoformat(day))
     assert len(found) <= 1, found
     return found[0].territory_id if found else None
+
+
+def decide_favourably(engine: Engine, case_id: int) -> str:
+    """Every region's two favourable opinions, then the national decision where one is due."""
+    state = all_favourable(engine, case_id)
+    if state == "regional_review":  # a major change, acknowledged by the national committee
+        state = acknowledge(engine, case_id)
+    return state

@@ -180,7 +180,7 @@ class Engine:
         clean = form.parse(data)
         now = self.clock.now()
         with transaction(self.db) as conn:
-            regions = self._regions(conn, form, workflow, clean)
+            regions, read_facts = self._regions(conn, form, workflow, clean)
             if definition.create_guards:
                 ctx = Context(
                     case_id=0,
@@ -213,7 +213,7 @@ class Engine:
             )
             blank = repo.load_case(conn, case_id)
             event = self._event(
-                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {}
+                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, read_facts
             )
             version = repo.append(
                 conn,
@@ -246,9 +246,9 @@ class Engine:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
             form = FORMS[definition.form]
             clean = form.parse(data)
-            regions = self._regions(conn, form, case.workflow, clean)
+            regions, read_facts = self._regions(conn, form, case.workflow, clean)
             event = self._event(
-                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
+                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, read_facts
             )
             version = repo.append(
                 conn,
@@ -391,14 +391,20 @@ class Engine:
 
     def _regions(
         self, conn: Connection, form: Form, workflow: str, clean: dict[str, Any]
-    ) -> tuple[str, ...]:
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The case's regions, and the annotations of the create/update event: where the
+        database added regions, ``{"context": {"regions": [...]}}``, the very list the
+        replay then uses (it cannot read the database as it was)."""
         regions = form.regions(clean, self.catalog.reference)
-        if not self.region_providers:
-            return regions
-        found = set(regions)
+        found, from_database = set(regions), False
         for provider in self.region_providers:
-            found.update(provider(conn, workflow, clean))
-        return tuple(sorted(found))
+            more = set(provider(conn, workflow, clean))
+            from_database = from_database or bool(more)
+            found |= more
+        if not from_database:
+            return regions, {}
+        every = tuple(sorted(found))
+        return every, {CONTEXT: {"regions": list(every)}}
 
     def _fire_loaded(
         self,
