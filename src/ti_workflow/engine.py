@@ -182,6 +182,9 @@ class Engine:
         with transaction(self.db) as conn:
             regions, read_facts = self._regions(conn, form, workflow, clean)
             if definition.create_guards:
+                extra = self._create_extra(conn, definition, campaign, actor, clean, regions, now)
+                if extra:  # what the create guards read, kept in the event like a step's
+                    read_facts[CONTEXT] = {**read_facts.get(CONTEXT, {}), **extra}
                 ctx = Context(
                     case_id=0,
                     state=definition.initial,
@@ -194,7 +197,7 @@ class Engine:
                     reference=self.catalog.reference,
                     payload={},
                     trigger=CREATE,
-                    extra={},
+                    extra=extra,
                 )
                 failed = [r for name in definition.create_guards for r in GUARDS[name](ctx)]
                 if failed:
@@ -405,6 +408,38 @@ class Engine:
             return regions, {}
         every = tuple(sorted(found))
         return every, {CONTEXT: {"regions": list(every)}}
+
+    def _create_extra(
+        self,
+        conn: Connection,
+        definition: Definition,
+        campaign: str,
+        actor: Actor,
+        clean: dict[str, Any],
+        regions: tuple[str, ...],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The database facts the create guards read, for the case about to exist."""
+        if not self.context_providers:
+            return {}
+        draft = StoredCase(
+            id=0,
+            workflow=definition.name,
+            definition_version=definition.version,
+            campaign_id=campaign,
+            state=definition.initial,
+            title="",
+            owner_email=actor.email,
+            data=clean,
+            facts={},
+            regions=regions,
+            version=0,
+            last_seq=0,
+            head_hash=GENESIS,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._extra(conn, draft, CREATE)
 
     def _fire_loaded(
         self,

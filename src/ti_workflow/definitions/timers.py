@@ -8,7 +8,7 @@ scheduler is wired (``scheduling.install``), where both files are known.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
 """The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables")
+PARAMETER_PREFIX = "parameters."
 CASE_TIMER_KEYS = ("name", "after", "delay", "days", "while_in", "notify", "fire", "late")
 CAMPAIGN_TIMER_KEYS = (
     "name",
@@ -58,6 +59,22 @@ def parse_delay(value: Any, path: str, error: ErrorFn, business: bool = False) -
     if business and secs:
         error(path, f"business days count whole days only (P10D), got {text!r}")
     return Delay(text, days=weeks * 7 + days, seconds=secs, business=business)
+
+
+def resolve_delay(delay: Delay, parameters: Mapping[str, Any], where: str) -> Delay:
+    """The duration a case timer waits: its own, or the campaign parameter it names."""
+    if delay.parameter is None:
+        return delay
+    problems: list[str] = []
+    found = parse_delay(
+        parameters.get(delay.parameter),
+        f"{where}: parameters.{delay.parameter}",
+        lambda path, message: problems.append(f"{path}: {message}"),
+        delay.business,
+    )
+    if found is None or problems:
+        raise InvalidDefinition(problems)
+    return found
 
 
 def _names(value: Any, path: str, error: ErrorFn, what: str) -> tuple[str, ...]:
@@ -151,7 +168,16 @@ def parse_case_timers(
         days = item.get("days", "calendar")
         if days not in ("calendar", "business"):
             error(f"{path}.days", f"'calendar' or 'business' (French working days), got {days!r}")
-        delay = parse_delay(item.get("delay"), f"{path}.delay", error, days == "business")
+        raw_delay = item.get("delay")
+        if isinstance(raw_delay, str) and raw_delay.startswith(PARAMETER_PREFIX):
+            parameter = raw_delay.removeprefix(PARAMETER_PREFIX)
+            if not NAME_RE.match(parameter):
+                error(
+                    f"{path}.delay", f"a parameter name (lower_case) is required, got {raw_delay!r}"
+                )
+            delay: Delay | None = Delay(raw_delay, business=days == "business", parameter=parameter)
+        else:
+            delay = parse_delay(raw_delay, f"{path}.delay", error, days == "business")
         while_in = _names(item.get("while_in", []), f"{path}.while_in", error, "state")
         for j, s in enumerate(while_in):
             if s not in states:

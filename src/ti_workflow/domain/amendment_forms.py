@@ -51,6 +51,8 @@ class PerimeterAmendmentForm(_Amendment):
     remove: list[Siren] = Field(default_factory=list, max_length=200)
     add_communes: list[Insee] = Field(default_factory=list, max_length=500)
     remove_communes: list[Insee] = Field(default_factory=list, max_length=500)
+    single_member_justification: LongText | None = None
+    """FAQ 2.2: a territory left with one intercommunality justifies its critical size."""
     metropole_justification: LongText | None = None
     """FAQ 2.4: a métropole joins only by exception, with a justification."""
 

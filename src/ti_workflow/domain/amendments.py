@@ -72,6 +72,42 @@ def territory_labelled(ctx: Context) -> list[Rule]:
     return []
 
 
+@guard
+def filer_attached(ctx: Context) -> list[Rule]:
+    """Only an account attached to the territory files for it: its contact (its candidacy's,
+    or the one the Délégation set for an imported territory) or a governance member with
+    an e-mail. The filer is the case's owner: the account that created and submits it."""
+    t = territory_facts(ctx)
+    if not t.get("found"):
+        return []  # territory_labelled says so
+    filers: Mapping[str, Any] = t.get("filers") or {}
+    allowed = {e for e in [filers.get("contact"), *(filers.get("governance") or [])] if e}
+    email = (ctx.actor.email or "").lower()
+    if email in allowed:
+        return []
+    tid = t["id"]
+    if not allowed:
+        return [
+            rule(
+                "filer_no_contact",
+                f"aucun compte n'est rattaché au territoire {tid} : la Délégation aux "
+                f"Territoires d'industrie doit d'abord enregistrer son contact",
+                f"no account is attached to territory {tid}: the Délégation must first set "
+                f"its contact (territory contact set)",
+            )
+        ]
+    return [
+        rule(
+            "filer_not_attached",
+            f"le compte {email or ctx.actor.label} n'est pas rattaché au territoire {tid} : "
+            f"seuls son contact et les membres de sa gouvernance dotés d'une adresse "
+            f"électronique peuvent déposer une modification",
+            f"account {email or ctx.actor.label} is not attached to territory {tid}: only its "
+            f"contact and the members of its governance with an e-mail may file an amendment",
+        )
+    ]
+
+
 def _common_rules(ctx: Context, changes: int) -> list[Rule]:
     failed = []
     if not (ctx.data.get("justification") or "").strip():
@@ -227,6 +263,25 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
             )
         )
     after = (members | set(add)) - set(remove)
+    moved = bool(add or remove)
+    if (
+        moved
+        and len(after) == 1
+        and not (ctx.data.get("single_member_justification") or "").strip()
+    ):
+        only = _gname(ctx, next(iter(after)))
+        failed.append(
+            rule(
+                "amendment_single_member_unjustified",
+                f"après la modification, le territoire {tid} ne compterait qu'une "
+                f"intercommunalité ({only}) : il doit justifier de la taille critique de ce "
+                f"périmètre (single_member_justification)",
+                f"after the amendment territory {tid} would have a single intercommunality "
+                f"({only}): justify the critical size of this perimeter "
+                f"(single_member_justification)",
+                "2.2",
+            )
+        )
     if members and not after:
         failed.append(
             rule(

@@ -41,6 +41,8 @@ class GovernanceMember(_Strict):
     name: Text = ""
     role: Literal["elected", "industrial"]
     organisation: Text = ""
+    email: Email | None = None
+    """Optional: a member with an e-mail may file the territory's amendments (FAQ 2.3)."""
 
 
 class Governance(_Strict):

@@ -37,6 +37,9 @@ class Delay:
     days: int = 0
     seconds: int = 0
     business: bool = False
+    parameter: str | None = None
+    """A case timer's ``delay: parameters.<name>``: the campaign gives the duration, read
+    when the timer starts (see :meth:`resolve`); days and seconds are then unused."""
 
     def after(self, start: datetime, zone: ZoneInfo) -> datetime:
         """The instant this delay after ``start``: days on the local calendar, time in UTC."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from ti_workflow.definitions.timers import workflow_specs
+from ti_workflow.definitions.timers import resolve_delay, workflow_specs
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.events import Event
@@ -138,6 +138,14 @@ def campaign_timer_errors(
     registered in this process. Run by ``validate``, ``init`` and at every engine start."""
     errors: list[str] = []
     for campaign in campaigns:
+        for definition in definitions.values():
+            for case_timer in workflow_specs(definition)[0]:
+                try:  # a case timer's delay may be a campaign parameter: it must be one
+                    resolve_delay(case_timer.delay, campaign.parameters, campaign.source)
+                except InvalidDefinition as exc:
+                    errors += [
+                        f"{p} (timer {case_timer.name} of {definition.name})" for p in exc.errors
+                    ]
         for spec in campaign.timers:
             where = f"{campaign.source}: timers[{spec.name}]"
             if not spec.workflow:
@@ -211,20 +219,21 @@ def _hook(composer: Composer) -> Any:
 def _start_case_timer(
     conn: Connection, t: Any, case: StoredCase, campaign: Campaign, event: Event, now: datetime
 ) -> None:
+    delay = resolve_delay(t.delay, campaign.parameters, campaign.source)
     insert_timer(
         conn,
         key=f"case:{case.id}:{t.name}:{event.seq}",
         campaign_id=case.campaign_id,
         case_id=case.id,
         name=t.name,
-        due_at=t.delay.after(event.at, campaign.zone),
+        due_at=delay.after(event.at, campaign.zone),
         action={
             "kind": "case",
             "workflow": case.workflow,
             "notify": t.notify,
             "fire": t.fire,
             "while_in": list(t.while_in),
-            "after": f"{t.after} + {t.delay.text}{' business days' if t.delay.business else ''}",
+            "after": f"{t.after} + {delay.text}{' business days' if delay.business else ''}",
         },
         late_policy=t.late,
         created_at=now,
