@@ -152,7 +152,8 @@ def test_only_an_attached_account_files_over_http(api: Api) -> None:
     early = committee.post(f"/v1/cases/{cid}/triggers/approve")
     assert early.status_code == 409  # still in regional review: the opinions come first
     for who in ("regional_council", "state_services"):
-        engine.fire(cid, "give_opinion", Actor(who, region="84"), {"opinion": "favourable", "reasons": "vu"})
+        favourable = {"opinion": "favourable", "reasons": "vu"}
+        engine.fire(cid, "give_opinion", Actor(who, region="84"), favourable)
     assert cand.post(f"/v1/cases/{cid}/triggers/approve").status_code == 403
     no_reason = committee.post(f"/v1/cases/{cid}/triggers/reject", json={"payload": {}})
     assert no_reason.status_code == 422 and "reason" in no_reason.text

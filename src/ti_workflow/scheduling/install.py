@@ -138,13 +138,13 @@ def campaign_timer_errors(
     registered in this process. Run by ``validate``, ``init`` and at every engine start."""
     errors: list[str] = []
     for campaign in campaigns:
-        for definition in definitions.values():
-            for case_timer in workflow_specs(definition)[0]:
+        for workflow in definitions.values():
+            for case_timer in workflow_specs(workflow)[0]:
                 try:  # a case timer's delay may be a campaign parameter: it must be one
                     resolve_delay(case_timer.delay, campaign.parameters, campaign.source)
                 except InvalidDefinition as exc:
                     errors += [
-                        f"{p} (timer {case_timer.name} of {definition.name})" for p in exc.errors
+                        f"{p} (timer {case_timer.name} of {workflow.name})" for p in exc.errors
                     ]
         for spec in campaign.timers:
             where = f"{campaign.source}: timers[{spec.name}]"
