@@ -9,6 +9,7 @@ FAQ 2.2 (line 136): a single intercommunality only with a justification of its c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import CreateRefused, GuardRefused
+from ti_workflow.scheduling.install import campaign_timer_errors
 from ti_workflow.territories import writes
 
 
@@ -233,3 +235,20 @@ def test_opinions_have_a_reminder_and_a_due_date(sqlite_url: str) -> None:
                 engine.fire(case_id, "approve", COMMITTEE)
     finally:
         engine.db.dispose()
+
+
+def test_a_campaign_without_the_opinion_delays_is_refused(engine: Engine) -> None:
+    """The due date is a campaign parameter: a campaign file that lacks it, or gives no
+    duration, is refused naming the file and the parameter (never a timer without date)."""
+    catalog = engine.catalog
+    current = {name: catalog.current_definition(name) for name in catalog.current}
+    campaign = catalog.campaign("ti-2023-2027")
+    params = {**campaign.parameters, "amendment_opinion_due_after": "trente jours"}
+    del params["amendment_opinion_reminder_after"]
+    broken = dataclasses.replace(campaign, parameters=params, source="campagne.yaml", timers=())
+    errors = campaign_timer_errors(current, [broken])
+    assert any(
+        "campagne.yaml: parameters.amendment_opinion_due_after" in e and "P14D" in e for e in errors
+    ), errors
+    assert any("parameters.amendment_opinion_reminder_after" in e for e in errors), errors
+    assert campaign_timer_errors(current, [campaign]) == []
