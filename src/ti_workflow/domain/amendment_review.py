@@ -9,6 +9,7 @@ marginal, and approves it only with a reason. Registered on import, like
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -152,7 +153,7 @@ def record_amendment_scope(ctx: Context) -> tuple[JSON, JSON]:
 
 
 @effect
-def record_amendment_decision(ctx: Context) -> tuple[JSON, JSON]:
+def record_amendment_outcome(ctx: Context) -> tuple[JSON, JSON]:
     """``approve`` and ``reject`` are the Délégation's; ``refuse`` follows an unfavourable
     opinion. The reasons given are kept for the letter to the territory."""
     approved = ctx.trigger == "approve"
@@ -172,4 +173,73 @@ def record_amendment_decision(ctx: Context) -> tuple[JSON, JSON]:
         decision["reasons"] = {
             name: opinion_reasons(ctx, name) for name in decision["unfavourable"]
         }
+    return {**ctx.facts, "decision": decision}, decision
+
+
+# --- earlier definition versions ----------------------------------------------------------
+# Amendment cases filed under the first versions of the amendment workflows (approval by
+# the opinions alone, a national acknowledgement of a major change) keep being opened and
+# replayed with the guards and effects those versions name, unchanged: an audit of those
+# cases must find them as they were. No current workflow uses them (`cases migrate` moves
+# an open case to the current version).
+
+
+@guard
+def change_is_major(ctx: Context) -> list[Rule]:
+    if is_major(ctx):
+        return []
+    share, threshold = change_share(ctx)
+    return [
+        rule(
+            "change_is_marginal",
+            f"la modification ({share:.0%} des membres) est marginale (seuil {threshold:.0%}) : "
+            f"rien à prendre en compte",
+            f"the change ({share:.0%} of the members) is marginal (threshold "
+            f"{threshold:.0%}): nothing to acknowledge",
+        )
+    ]
+
+
+@guard
+def major_change_acknowledged(ctx: Context) -> list[Rule]:
+    if not is_major(ctx) or ctx.facts.get("major_change_acknowledged"):
+        return []
+    share, threshold = change_share(ctx)
+    limit = f"{threshold:.0%}" if threshold is not None else "non défini / not set"
+    return [
+        rule(
+            "major_change_not_acknowledged",
+            f"la modification touche {share:.0%} des membres (au-delà du seuil de modification "
+            f"marginale, {limit}) : le comité national doit en prendre acte "
+            f"(acknowledge_major_change)",
+            f"the change touches {share:.0%} of the members (above the marginal threshold, "
+            f"{limit}): the national committee must acknowledge it (acknowledge_major_change)",
+        )
+    ]
+
+
+@effect
+def record_acknowledgement(ctx: Context) -> tuple[JSON, JSON]:
+    share, threshold = change_share(ctx)
+    ack = {
+        "at": ctx.now.isoformat(),
+        "actor": ctx.actor.label,
+        "reason": ctx.payload.get("reason"),
+        "share_changed": round(share, 4),
+        "marginal_threshold": threshold,
+    }
+    return {**copy.deepcopy(dict(ctx.facts)), "major_change_acknowledged": ack}, ack
+
+
+@effect
+def record_amendment_decision(ctx: Context) -> tuple[JSON, JSON]:
+    approved = ctx.trigger == "approve"
+    t = territory_facts(ctx)
+    decision: dict[str, Any] = {
+        "decision": "approved" if approved else "refused",
+        "at": ctx.now.isoformat(),
+        "effective_on": t.get("effective_on") if approved else None,
+    }
+    if not approved:
+        decision["unfavourable"] = unfavourable_opinions(ctx)
     return {**ctx.facts, "decision": decision}, decision

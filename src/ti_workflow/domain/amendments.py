@@ -263,25 +263,6 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
             )
         )
     after = (members | set(add)) - set(remove)
-    moved = bool(add or remove)
-    if (
-        moved
-        and len(after) == 1
-        and not (ctx.data.get("single_member_justification") or "").strip()
-    ):
-        only = _gname(ctx, next(iter(after)))
-        failed.append(
-            rule(
-                "amendment_single_member_unjustified",
-                f"après la modification, le territoire {tid} ne compterait qu'une "
-                f"intercommunalité ({only}) : il doit justifier de la taille critique de ce "
-                f"périmètre (single_member_justification)",
-                f"after the amendment territory {tid} would have a single intercommunality "
-                f"({only}): justify the critical size of this perimeter "
-                f"(single_member_justification)",
-                "2.2",
-            )
-        )
     if members and not after:
         failed.append(
             rule(
@@ -292,6 +273,34 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
             )
         )
     return failed + _commune_rules(ctx, after)
+
+
+@guard
+def single_intercommunality_justified(ctx: Context) -> list[Rule]:
+    """FAQ 2.2: a territory of one intercommunality justifies the critical size of its
+    perimeter; an amendment whose groupements leave one needs that justification too (as
+    the 2.4 check for a métropole). A rename of a one-member territory changes no perimeter."""
+    t = territory_facts(ctx)
+    add, remove = list(ctx.data.get("add") or []), list(ctx.data.get("remove") or [])
+    after = (set(t.get("members") or []) | set(add)) - set(remove)
+    if not t.get("found") or not (add or remove) or len(after) != 1:
+        return []
+    if (ctx.data.get("single_member_justification") or "").strip():
+        return []
+    only = _gname(ctx, next(iter(after)))
+    tid = t["id"]
+    return [
+        rule(
+            "amendment_single_member_unjustified",
+            f"après la modification, le territoire {tid} ne compterait qu'une "
+            f"intercommunalité ({only}) : il doit justifier de la taille critique de ce "
+            f"périmètre (single_member_justification)",
+            f"after the amendment territory {tid} would have a single intercommunality "
+            f"({only}): justify the critical size of this perimeter "
+            f"(single_member_justification)",
+            "2.2",
+        )
+    ]
 
 
 def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:

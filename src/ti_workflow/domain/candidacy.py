@@ -11,7 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+)
 
 from ti_workflow.domain.actors import EMAIL_RE
 from ti_workflow.errors import FieldError, InvalidData
@@ -37,12 +45,27 @@ class Perimeter(_Strict):
     metropole_justification: LongText | None = None
 
 
+def omit_none(dumped: Any, *keys: str) -> Any:
+    """A dumped form without these optional keys when empty: a field added later leaves the
+    files recorded before it (audit replay) exactly in their normalised form."""
+    if isinstance(dumped, dict):
+        for key in keys:
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
+    return dumped
+
+
 class GovernanceMember(_Strict):
     name: Text = ""
     role: Literal["elected", "industrial"]
     organisation: Text = ""
     email: Email | None = None
     """Optional: a member with an e-mail may file the territory's amendments (FAQ 2.3)."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_email(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Files recorded before members had an e-mail stay in their normalised form.
+        return omit_none(handler(self), "email")
 
 
 class Governance(_Strict):
