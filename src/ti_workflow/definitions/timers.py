@@ -66,6 +66,13 @@ def resolve_delay(delay: Delay, parameters: Mapping[str, Any], where: str) -> De
     if delay.parameter is None:
         return delay
     problems: list[str] = []
+    if delay.parameter not in parameters:
+        raise InvalidDefinition(
+            [
+                f"{where}: parameters.{delay.parameter} is not set: the campaign gives no "
+                f"delay for this timer (an ISO 8601 duration such as P30D)"
+            ]
+        )
     found = parse_delay(
         parameters.get(delay.parameter),
         f"{where}: parameters.{delay.parameter}",

@@ -140,7 +140,10 @@ def campaign_timer_errors(
     for campaign in campaigns:
         for workflow in definitions.values():
             for case_timer in workflow_specs(workflow)[0]:
-                try:  # a case timer's delay may be a campaign parameter: it must be one
+                parameter = case_timer.delay.parameter
+                if parameter is not None and parameter not in campaign.parameters:
+                    continue  # refused when such a timer would start (a campaign of other cases)
+                try:  # a case timer's delay may be a campaign parameter: a duration then
                     resolve_delay(case_timer.delay, campaign.parameters, campaign.source)
                 except InvalidDefinition as exc:
                     errors += [
