@@ -10,7 +10,9 @@ FAQ 2.2 (line 136): a single intercommunality only with a justification of its c
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +38,9 @@ from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
-from ti_workflow.errors import CreateRefused, GuardRefused
+from ti_workflow.errors import CreateRefused, GuardRefused, InvalidDefinition
 from ti_workflow.scheduling.install import campaign_timer_errors
+from ti_workflow.settings import Settings
 from ti_workflow.territories import writes
 
 
@@ -237,18 +240,41 @@ def test_opinions_have_a_reminder_and_a_due_date(sqlite_url: str) -> None:
         engine.db.dispose()
 
 
-def test_a_campaign_without_the_opinion_delays_is_refused(engine: Engine) -> None:
-    """The due date is a campaign parameter: a campaign file that lacks it, or gives no
-    duration, is refused naming the file and the parameter (never a timer without date)."""
+def test_the_opinion_delays_are_checked_and_never_silently_missing(
+    engine: Engine, db_url: str, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    """The due date is a campaign parameter: a value that is no duration is refused by
+    validate/init naming the file; a campaign without it cannot open an amendment's review
+    (a clear refusal, nothing written), never a review without a due date."""
     catalog = engine.catalog
     current = {name: catalog.current_definition(name) for name in catalog.current}
     campaign = catalog.campaign("ti-2023-2027")
     params = {**campaign.parameters, "amendment_opinion_due_after": "trente jours"}
-    del params["amendment_opinion_reminder_after"]
     broken = dataclasses.replace(campaign, parameters=params, source="campagne.yaml", timers=())
     errors = campaign_timer_errors(current, [broken])
-    assert any(
-        "campagne.yaml: parameters.amendment_opinion_due_after" in e and "P14D" in e for e in errors
-    ), errors
-    assert any("parameters.amendment_opinion_reminder_after" in e for e in errors), errors
+    assert sorted(e for e in errors if "amendment_opinion_due_after" in e) == [
+        "campagne.yaml: parameters.amendment_opinion_due_after: an ISO 8601 duration such as "
+        "P14D, P2W or PT48H is required, got 'trente jours' (timer amendment_opinion_deadline "
+        "of governance_amendment)",
+        "campagne.yaml: parameters.amendment_opinion_due_after: an ISO 8601 duration such as "
+        "P14D, P2W or PT48H is required, got 'trente jours' (timer amendment_opinion_deadline "
+        "of perimeter_amendment)",
+    ]
     assert campaign_timer_errors(current, [campaign]) == []
+
+    workflows = tmp_path / "workflows"
+    shutil.copytree(Settings().workflows_dir, workflows)
+    path = workflows / "campaigns" / "ti-2023-2027.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  amendment_opinion_due_after: P30D\n", ""), encoding="utf-8")
+    without = open_engine(Settings(db_url=db_url, workflows_dir=workflows), clock)
+    try:
+        data = amendment(ARDECHE, add=[TARENTAISE])
+        case = without.create_case("perimeter_amendment", "ti-2023-2027", data, TERRITORY_OWNER)
+        without.fire(case.id, "submit", TERRITORY_OWNER)
+        with pytest.raises(InvalidDefinition) as exc:
+            without.fire(case.id, "start_regional_review", COMMITTEE)
+        assert "parameters.amendment_opinion_due_after is not set" in str(exc.value)
+        assert without.get(case.id, AUDITOR).state == "submitted"
+    finally:
+        without.db.dispose()
