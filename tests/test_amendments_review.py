@@ -34,6 +34,7 @@ from territories_helpers import (
     opinion,
 )
 from test_api_fixtures import Api, serve_api
+from ti_workflow.audit.verify import verify
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
@@ -81,6 +82,13 @@ def test_a_governance_member_with_an_email_files_and_nobody_else(engine: Engine)
     data = amendment(ARVE, new_name="Arve industrielle", effective_on="2024-04-01")
     case_id = file_amendment(engine, data, owner=member)
     assert engine.get(case_id, AUDITOR).state == "regional_review"
+    # the accounts the rule read are in the chained events: the audit re-reads them
+    submit = engine.history(case_id, AUDITOR)[1]
+    assert submit.annotations["context"]["territory"]["filers"]["governance"] == [
+        "mme.elue@arve.example.org"
+    ]
+    report = verify(engine)
+    assert report.ok, [str(f) for f in report.findings]
 
 
 def test_an_imported_territory_without_contact_cannot_file_until_one_is_set(
