@@ -9,7 +9,7 @@ from conftest import AUDITOR, COMMITTEE, SYSTEM
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.storage.database import read
-from ti_workflow.territories import importer, store
+from ti_workflow.territories import importer, store, writes
 
 # From the shipped November 2023 list (Auvergne-Rhône-Alpes = 84, Bourgogne-Franche-Comté = 27)
 ARDECHE = "ti-8401"  # Ardèche Drôme Nord, 8 groupements, region 84
@@ -22,12 +22,21 @@ PLAINE_DIJONNAISE = "200000925"  # CC de la Plaine Dijonnaise (27), in no territ
 TERRITORY_OWNER = Actor("candidate", email="ti@territoire.example.org")
 
 
-def import_shipped(engine: Engine) -> importer.ImportReport:
+def import_shipped(
+    engine: Engine, contact: str | None = TERRITORY_OWNER.email
+) -> importer.ImportReport:
+    """The shipped list; ``contact``: the account the Délégation attaches to each territory
+    (FAQ 2.3: only an attached account files an amendment), none: no contact set."""
     listed = importer.parse_list("shipped", importer.shipped_list(), engine.catalog.reference)
+    now = engine.clock.now()
     with engine.db.begin() as conn:
-        return importer.import_territories(
-            conn, engine.catalog.campaign("ti-2023-2027"), "shipped", listed, engine.clock.now()
+        report = importer.import_territories(
+            conn, engine.catalog.campaign("ti-2023-2027"), "shipped", listed, now
         )
+        if contact:
+            for tid in listed:
+                writes.set_contact(conn, tid, contact, by="national_committee", now=now)
+    return report
 
 
 def amendment(territory_id: str, **fields: Any) -> dict[str, Any]:
@@ -40,11 +49,14 @@ def amendment(territory_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def file_amendment(
-    engine: Engine, data: dict[str, Any], workflow: str = "perimeter_amendment"
+    engine: Engine,
+    data: dict[str, Any],
+    workflow: str = "perimeter_amendment",
+    owner: Actor = TERRITORY_OWNER,
 ) -> int:
     """Create, submit and open the regional review of an amendment; returns its case id."""
-    case = engine.create_case(workflow, "ti-2023-2027", data, TERRITORY_OWNER)
-    engine.fire(case.id, "submit", TERRITORY_OWNER)
+    case = engine.create_case(workflow, "ti-2023-2027", data, owner)
+    engine.fire(case.id, "submit", owner)
     engine.fire(case.id, "start_regional_review", SYSTEM)
     return case.id
 
@@ -64,11 +76,10 @@ def all_favourable(engine: Engine, case_id: int) -> str:
     return state
 
 
-def acknowledge(engine: Engine, case_id: int) -> str:
-    result = engine.fire(
-        case_id, "acknowledge_major_change", COMMITTEE, {"reason": "pris acte en comité"}
-    )
-    return result.case.state
+def decide(engine: Engine, case_id: int, reason: str | None = None) -> str:
+    """The Délégation's approval (FAQ 2.3: the opinions are necessary, not sufficient)."""
+    payload = {"reason": reason} if reason else {}
+    return engine.fire(case_id, "approve", COMMITTEE, payload).case.state
 
 
 def members_on(engine: Engine, territory_id: str, day: str) -> list[str]:
@@ -82,3 +93,11 @@ def territory_of(engine: Engine, siren: str, day: str) -> str | None:
         found = store.memberships(conn, [siren], on=date.fromisoformat(day))
     assert len(found) <= 1, found
     return found[0].territory_id if found else None
+
+
+def decide_favourably(engine: Engine, case_id: int) -> str:
+    """Every region's two favourable opinions, then the Délégation's approval (with a
+    reason where the change is flagged as beyond the margin)."""
+    assert all_favourable(engine, case_id) == "national_review"
+    major = engine.get(case_id, AUDITOR).facts["scope"]["major_change"]
+    return decide(engine, case_id, "jugée marginale au regard du bassin" if major else None)

@@ -28,6 +28,8 @@ def test_demo_walks_the_2023_campaign(tmp_path: Path) -> None:
         "late": "lapsed",
         "opinion_missing": "labelled",
         "binome_per_intercommunality": "labelled",
+        "amendment_approved": "approved",
+        "amendment_not_marginal": "refused",
     }
     # FAQ 4.1 line 200: labelled with one binôme per intercommunality, then followed up.
     per_epci = report["binome_per_intercommunality"]
@@ -48,8 +50,16 @@ def test_demo_walks_the_2023_campaign(tmp_path: Path) -> None:
     assert [s["trigger"] for s in late["path"]] == ["create", "lapse"]
     closing = report["opinion_missing"]["path"][-2]
     assert closing["trigger"] == "close_regional_review" and closing["missing_opinions"]
-    # every submission happened inside the window (Paris time)
+    # FAQ 2.3 line 140: the opinions are necessary, not sufficient; the Délégation decides
+    for story, last in (("amendment_approved", "approve"), ("amendment_not_marginal", "reject")):
+        path = report[story]["path"]
+        assert [s["trigger"] for s in path[-2:]] == ["complete_regional_review", last]
+        assert path[-1]["by"] == "national_committee"
+    assert "n'est pas rattaché" in report["amendment_approved"]["notes"][0]
+    # every submission of a candidacy happened inside the window (Paris time)
     for r in report.values():
+        if r["story"].startswith("amendment"):
+            continue
         for step in r["path"]:
             if step["trigger"] == "submit":
                 assert "2023-06-23" <= step["at"][:10] <= "2023-09-22"

@@ -510,6 +510,7 @@ def test_faq_4_1_line_200_follow_up_stops_once_an_amendment_gives_one_binome(
     engine.fire(amendment.id, "submit", PER_EPCI_OWNER)
     engine.fire(amendment.id, "start_regional_review", SYSTEM)
     give_all_opinions(engine, amendment.id)
+    engine.fire(amendment.id, "approve", COMMITTEE)  # FAQ 2.3: then the Délégation decides
     assert engine.get(amendment.id, AUDITOR).state == "approved"
     world.run_until(paris("2024-06-01T12:00:00"))
     assert sink.of("binome_reminder") == [] and sink.of("binome_escalation") == []
@@ -561,3 +562,32 @@ def test_faq_4_1_a_represented_intercommunality_is_a_siren(engine: Engine) -> No
     [error] = exc.value.errors
     assert error.location == "governance.members[0].represents"
     assert "a SIREN is exactly 9 digits" in error.message
+
+
+def test_a_file_recorded_before_the_new_fields_keeps_its_normalised_form() -> None:
+    """Upgrade: a candidacy recorded before the fields of FAQ 4.1 (mode, represents), 4.5
+    (signatory_role, file) and 3.1 (owner, duration, phases) normalises to exactly what was
+    recorded, so `audit verify` does not call the old history broken."""
+    from ti_workflow.domain.candidacy import normalise, parse_candidacy
+
+    recorded = {
+        "territory_name": "Vallée de l'Arve",
+        "contact_email": "ti@arve.example",
+        "perimeter": {
+            "members": ["200000172", "200033116"],
+            "single_member_justification": None,
+            "metropole_justification": None,
+        },
+        "governance": {
+            "members": [
+                {"name": "M. Maire", "role": "elected", "organisation": "CC"},
+                {"name": "Mme Usine", "role": "industrial", "organisation": "Usine SA"},
+            ],
+            "extended_governance_justification": None,
+        },
+        "letters_of_intent": [{"signatory": "M. Maire", "organisation": "CC", "date": None}],
+        "action_plan": [
+            {"title": "A", "priority": "land", "summary": "S", "already_started": False}
+        ],
+    }
+    assert normalise(parse_candidacy(recorded)) == recorded

@@ -23,9 +23,10 @@ from territories_helpers import (
     PLAINE_DIJONNAISE,
     TARENTAISE,
     TERRITORY_OWNER,
-    acknowledge,
     all_favourable,
     amendment,
+    decide,
+    decide_favourably,
     file_amendment,
     import_shipped,
     members_on,
@@ -60,7 +61,9 @@ def test_full_lifecycle_applies_the_change_from_its_effective_date(engine: Engin
     )
     assert engine.get(case_id, AUDITOR).regions == ("84",)
     assert opinion(engine, case_id, "regional_council", "84", "favourable") == "regional_review"
-    assert opinion(engine, case_id, "state_services", "84", "favourable") == "approved"
+    assert opinion(engine, case_id, "state_services", "84", "favourable") == "national_review"
+    # FAQ 2.3 line 140: the favourable opinions are necessary, not sufficient.
+    assert decide(engine, case_id) == "approved"
 
     case = engine.get(case_id, AUDITOR)
     assert case.facts["decision"]["decision"] == "approved"
@@ -85,8 +88,10 @@ def test_one_unfavourable_opinion_refuses_and_changes_nothing(engine: Engine) ->
     assert case.facts["decision"] == {
         "decision": "refused",
         "at": case.facts["decision"]["at"],
+        "by": "system",
         "effective_on": None,
         "unfavourable": ["84/state_services"],
+        "reasons": {"84/state_services": "vu"},
     }
     assert territory_of(engine, TARENTAISE, "2024-06-01") is None
 
@@ -110,7 +115,8 @@ def test_a_groupement_from_another_region_needs_that_regions_opinions(engine: En
     # Bourgogne-Franche-Comté's reviewers see the case; a region not concerned does not.
     with pytest.raises(NotFound):
         engine.get(case_id, Actor("state_services", region="11"))
-    assert opinion(engine, case_id, "state_services", "27", "favourable") == "approved"
+    assert opinion(engine, case_id, "state_services", "27", "favourable") == "national_review"
+    assert decide(engine, case_id) == "approved"
     assert territory_of(engine, PLAINE_DIJONNAISE, "2024-06-01") == ARDECHE
 
 
@@ -135,11 +141,18 @@ def test_a_groupement_in_another_territory_cannot_be_added(engine: Engine) -> No
 
 
 def test_a_groupement_may_move_once_it_has_left_its_territory(engine: Engine) -> None:
-    # Vallée de l'Arve lets CC Faucigny-Glières go from 1 June (half its members: a major
-    # change the national committee acknowledges)...
-    leave = file_amendment(engine, amendment(ARVE, remove=[FAUCIGNY], effective_on="2024-06-01"))
-    assert all_favourable(engine, leave) == "regional_review"
-    assert acknowledge(engine, leave) == "approved"
+    # Vallée de l'Arve lets CC Faucigny-Glières go from 1 June (half its members: a change
+    # beyond the margin the Délégation approves with a reason)...
+    leave = file_amendment(
+        engine,
+        amendment(
+            ARVE,
+            remove=[FAUCIGNY],
+            effective_on="2024-06-01",
+            single_member_justification="Vallée industrielle de taille critique",  # FAQ 2.2
+        ),
+    )
+    assert decide_favourably(engine, leave) == "approved"
     assert territory_of(engine, FAUCIGNY, "2024-05-31") == ARVE
     assert territory_of(engine, FAUCIGNY, "2024-06-01") is None
     # ... so Ardèche Drôme Nord cannot take it on 1 May, but can on 1 June.
@@ -153,31 +166,50 @@ def test_a_groupement_may_move_once_it_has_left_its_territory(engine: Engine) ->
         engine.fire(early.id, "submit", TERRITORY_OWNER)
     assert codes(exc) == {"amendment_double_membership"}
     join = file_amendment(engine, amendment(ARDECHE, add=[FAUCIGNY], effective_on="2024-06-01"))
-    assert all_favourable(engine, join) == "approved"
+    assert decide_favourably(engine, join) == "approved"
     assert territory_of(engine, FAUCIGNY, "2024-05-31") == ARVE
     assert territory_of(engine, FAUCIGNY, "2024-06-01") == ARDECHE
 
 
-def test_a_major_change_waits_for_the_national_committee(engine: Engine) -> None:
+def test_a_major_change_is_flagged_and_never_passes_by_acknowledgement(engine: Engine) -> None:
+    """FAQ 2.3 line 140 ("à la marge"; the threshold is a campaign parameter, not the FAQ's):
+    a change beyond it is flagged for the Délégation, approved only with its reason."""
     # 1 groupement added to 2: 50 % of the members, above the campaign's 34 %.
     case_id = file_amendment(engine, amendment(ARVE, add=[ANNEMASSE], effective_on="2024-06-01"))
     scope = engine.get(case_id, AUDITOR).facts["scope"]
     assert scope["major_change"] is True and scope["share_changed"] == 0.5
-    assert all_favourable(engine, case_id) == "regional_review"
+    assert all_favourable(engine, case_id) == "national_review"
     options = {o.trigger: o for o in engine.available_triggers(case_id, COMMITTEE)}
-    assert options["acknowledge_major_change"].allowed
-    assert acknowledge(engine, case_id) == "approved"
-    events = engine.history(case_id, AUDITOR)
-    ack = next(e for e in events if e.trigger == "acknowledge_major_change")
-    assert ack.role == "national_committee" and ack.payload["reason"] == "pris acte en comité"
+    assert "acknowledge_major_change" not in options
+    assert not options["approve"].allowed
+    assert [r.code for r in options["approve"].failed_rules] == ["major_change_needs_reason"]
+    with pytest.raises(GuardRefused) as exc:
+        decide(engine, case_id)
+    assert codes(exc) == {"major_change_needs_reason"}
+    assert (
+        "50\u00a0%" in exc.value.rules[0].message_fr
+        and "34\u00a0%" in exc.value.rules[0].message_fr
+    )
+    assert decide(engine, case_id, "bassin d'emploi commun") == "approved"
+    approval = engine.history(case_id, AUDITOR)[-1]
+    assert approval.role == "national_committee" and approval.payload["reason"]
     assert territory_of(engine, ANNEMASSE, "2024-06-01") == ARVE
 
 
-def test_a_marginal_change_has_nothing_to_acknowledge(engine: Engine) -> None:
-    case_id = file_amendment(engine, amendment(ARDECHE, add=[TARENTAISE]))
-    with pytest.raises(GuardRefused) as exc:
-        acknowledge(engine, case_id)
-    assert codes(exc) == {"change_is_marginal"}
+def test_the_delegation_may_refuse_a_change_as_not_marginal(engine: Engine) -> None:
+    """FAQ 2.3 line 140: amendments only "à la marge"; refusing needs a reason."""
+    case_id = file_amendment(engine, amendment(ARVE, add=[ANNEMASSE], effective_on="2024-06-01"))
+    assert all_favourable(engine, case_id) == "national_review"
+    with pytest.raises(InvalidData) as bad:
+        engine.fire(case_id, "reject", COMMITTEE, {"not_marginal": True})
+    assert [e.location for e in bad.value.errors] == ["reason"]
+    result = engine.fire(
+        case_id, "reject", COMMITTEE, {"not_marginal": True, "reason": "modification trop large"}
+    )
+    assert result.case.state == "refused"
+    decision = result.case.facts["decision"]
+    assert decision["not_marginal"] is True and decision["reason"] == "modification trop large"
+    assert territory_of(engine, ANNEMASSE, "2024-06-01") is None
 
 
 def test_removing_the_last_member_is_refused(engine: Engine) -> None:
@@ -234,16 +266,31 @@ def test_a_change_without_date_takes_effect_on_the_day_of_approval(
 ) -> None:
     case_id = file_amendment(engine, amendment(ARDECHE, add=[TARENTAISE]))
     clock.set(paris("2024-04-15T16:00:00"))
-    assert all_favourable(engine, case_id) == "approved"
+    assert decide_favourably(engine, case_id) == "approved"
     assert territory_of(engine, TARENTAISE, "2024-04-14") is None
     assert territory_of(engine, TARENTAISE, "2024-04-15") == ARDECHE
 
 
-def test_automatic_steps_are_the_systems(engine: Engine) -> None:
-    case_id = file_amendment(engine, amendment(ARDECHE, add=[TARENTAISE]))
+def test_no_approval_without_every_favourable_opinion(engine: Engine) -> None:
+    """FAQ 2.3 line 140: "devra impérativement recevoir un avis favorable du conseil régional
+    et des services de l'Etat": the Délégation cannot approve before, even past the due date."""
+    case_id = file_amendment(engine, amendment(ARDECHE, add=[PLAINE_DIJONNAISE]))
+    with pytest.raises(TransitionNotAllowed):
+        decide(engine, case_id)  # still in regional review
     with pytest.raises(Forbidden, match="system only"):
-        engine.fire(case_id, "approve", COMMITTEE)
-    assert engine.get(case_id, SYSTEM).state == "regional_review"
+        engine.fire(case_id, "complete_regional_review", COMMITTEE)
+    opinion(engine, case_id, "regional_council", "84", "favourable")
+    opinion(engine, case_id, "state_services", "84", "favourable")
+    opinion(engine, case_id, "regional_council", "27", "favourable")
+    engine.fire(case_id, "close_regional_review", COMMITTEE)  # the due date passed
+    with pytest.raises(GuardRefused) as exc:
+        decide(engine, case_id)
+    assert codes(exc) == {"favourable_opinions_missing"}
+    assert "27/state_services" in exc.value.rules[0].message_en
+    # a late opinion is still taken; then the Délégation decides
+    assert opinion(engine, case_id, "state_services", "27", "favourable") == "national_review"
+    assert decide(engine, case_id) == "approved"
+    assert engine.get(case_id, SYSTEM).facts["decision"]["by"] == "national_committee"
 
 
 def test_two_territories_racing_for_one_groupement_never_both_get_it(engine: Engine) -> None:
@@ -252,17 +299,17 @@ def test_two_territories_racing_for_one_groupement_never_both_get_it(engine: Eng
         file_amendment(engine, amendment(tid, add=[TARENTAISE], effective_on="2024-06-01"))
         for tid in (ARDECHE, ARVE)
     ]
-    acknowledge(engine, cases[1])  # 1 added to 2 members: a major change for Vallée de l'Arve
     for case_id in cases:
-        opinion(engine, case_id, "regional_council", "84", "favourable")
+        assert all_favourable(engine, case_id) == "national_review"
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def last_opinion(case_id: int) -> None:
         barrier.wait()
         try:
-            outcomes.append(opinion(engine, case_id, "state_services", "84", "favourable"))
-        except TerritoryRefused as exc:
+            reason = {"reason": "bassin commun"}  # 1 added to 2 members: beyond the margin
+            outcomes.append(engine.fire(case_id, "approve", COMMITTEE, reason).case.state)
+        except (TerritoryRefused, GuardRefused) as exc:
             outcomes.append(exc.kind)
 
     threads = [threading.Thread(target=last_opinion, args=(c,)) for c in cases]
@@ -271,7 +318,7 @@ def test_two_territories_racing_for_one_groupement_never_both_get_it(engine: Eng
     for t in threads:
         t.join(timeout=60)
     assert sorted(outcomes)[0] == "approved" and outcomes.count("approved") == 1
-    assert sorted(outcomes)[1] in ("regional_review", "territory_refused")
+    assert sorted(outcomes)[1] in ("guard_refused", "territory_refused")
     assert territory_of(engine, TARENTAISE, "2024-06-01") in (ARDECHE, ARVE)
 
 
@@ -313,10 +360,9 @@ def test_amendments_verify_and_replay_on_the_facts_their_rules_read(engine: Engi
     marginal = file_amendment(
         engine, amendment(ARDECHE, add=[TARENTAISE], effective_on="2024-06-01")
     )
-    assert all_favourable(engine, marginal) == "approved"
+    assert decide_favourably(engine, marginal) == "approved"
     major = file_amendment(engine, amendment(ARVE, add=[ANNEMASSE], effective_on="2024-06-01"))
-    assert all_favourable(engine, major) == "regional_review"
-    assert acknowledge(engine, major) == "approved"
+    assert decide_favourably(engine, major) == "approved"
     # The territories changed since: the rules must not be re-read against today's state.
     submit = next(e for e in engine.history(marginal, AUDITOR) if e.trigger == "submit")
     assert len(submit.annotations["context"]["territory"]["members"]) == 8

@@ -69,8 +69,27 @@ def test_import_amend_and_ask_by_date(env: dict[str, str], tmp_path: Path) -> No
     data = tmp_path / "amendment.json"
     data.write_text(json.dumps(amendment(ARDECHE, add=[TARENTAISE], effective_on="2027-01-01")))
     owner = f"candidate:{TERRITORY_OWNER.email}"
-    case = ok(run(env, "case", "create", "--workflow", "perimeter_amendment", "--data",
-                  str(data), "--as", owner, "--json"))  # fmt: skip
+    create = ("case", "create", "--workflow", "perimeter_amendment", "--data", str(data))
+    # FAQ 2.3 line 140: only an account attached to the territory files for it; an imported
+    # territory has no contact until the Délégation sets one.
+    refused = run(env, *create, "--as", owner)
+    assert refused.returncode == 1 and "aucun compte n'est rattaché" in refused.stderr
+    assert "no account is attached to territory ti-8401" in refused.stderr
+    contact = ("territory", "contact", "set", ARDECHE, TERRITORY_OWNER.email)
+    assert run(env, *contact, "--as", owner).returncode == 1  # the Délégation's act
+    bad = run(env, "territory", "contact", "set", ARDECHE, "not-an-email", "--as",
+              "national_committee")  # fmt: skip
+    assert bad.returncode == 2 and "EMAIL" in bad.stderr
+    unknown = run(env, "territory", "contact", "set", "ti-9999", TERRITORY_OWNER.email, "--as",
+                  "national_committee")  # fmt: skip
+    assert unknown.returncode == 1 and "ti-9999" in unknown.stderr
+    attached = ok(run(env, *contact, "--as", "national_committee", "--reason", "courrier du 2/1",
+                      "--json"))  # fmt: skip
+    assert attached["contact"]["email"] == TERRITORY_OWNER.email
+    assert attached["contact"]["set_by"] == "national_committee"
+    other = run(env, *create, "--as", "candidate:autre@example.org")
+    assert other.returncode == 1 and "n'est pas rattaché" in other.stderr
+    case = ok(run(env, *create, "--as", owner, "--json"))
     cid = str(case["id"])
     assert case["regions"] == ["84"]
     ok(run(env, "case", "fire", cid, "submit", "--as", owner, "--json"))
@@ -80,6 +99,8 @@ def test_import_amend_and_ask_by_date(env: dict[str, str], tmp_path: Path) -> No
     for body in ("regional_council:84", "state_services:84"):
         fired = ok(run(env, "case", "fire", cid, "give_opinion", "--as", body, "--data",
                        str(opinion), "--json"))  # fmt: skip
+    assert fired["case"]["state"] == "national_review"  # necessary, not sufficient
+    fired = ok(run(env, "case", "fire", cid, "approve", "--as", "national_committee", "--json"))
     assert fired["case"]["state"] == "approved"
 
     before = ok(run(env, "territory", "show", ARDECHE, "--at", "2026-12-31", "--json"))
@@ -93,6 +114,8 @@ def test_import_amend_and_ask_by_date(env: dict[str, str], tmp_path: Path) -> No
         {"case_id": int(cid), "workflow": "perimeter_amendment", "state": "approved",
          "effective_on": "2027-01-01", "regions": ["84"]}
     ]  # fmt: skip
+    assert after["contact"]["email"] == TERRITORY_OWNER.email
+    assert after["history"]["contacts"][0]["reason"] == "courrier du 2/1"
     history = after["history"]["members"]
     assert len(history) == 9 and history[-1]["siren"] == TARENTAISE
 

@@ -11,6 +11,7 @@ from territories_helpers import (
     TARENTAISE,
     TERRITORY_OWNER,
     amendment,
+    decide,
     file_amendment,
     import_shipped,
     opinion,
@@ -29,7 +30,8 @@ def test_amendment_steps_are_mailed_once_to_the_right_people(sqlite_url: str) ->
             engine, amendment(ARDECHE, add=[TARENTAISE], effective_on="2024-06-01")
         )
         opinion(engine, approved, "regional_council", "84", "favourable")
-        opinion(engine, approved, "state_services", "84", "favourable")
+        assert opinion(engine, approved, "state_services", "84", "favourable") == "national_review"
+        assert decide(engine, approved) == "approved"
         refused = file_amendment(
             engine, amendment(ARDECHE, add=[ANNEMASSE], effective_on="2024-09-01")
         )
@@ -41,6 +43,7 @@ def test_amendment_steps_are_mailed_once_to_the_right_people(sqlite_url: str) ->
             assert by_kind == {
                 "amendment_submitted": 2,
                 "amendment_opinion_requested": 2,
+                "amendment_to_decide": 1,
                 "amendment_approved": 1,
                 "amendment_refused": 1,
             }
@@ -53,6 +56,6 @@ def test_amendment_steps_are_mailed_once_to_the_right_people(sqlite_url: str) ->
             assert f"n° {approved}" in approved_mail.message.get_body(("plain",)).get_content()
             # a second dispatch sends nothing again
             dispatcher(engine, settings).send_due()
-            assert len(sink.received) == 6
+            assert len(sink.received) == 7
     finally:
         engine.db.dispose()

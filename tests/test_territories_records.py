@@ -11,6 +11,7 @@ from sqlalchemy import func, inspect, select
 from conftest import (
     ARA_1,
     AUDITOR,
+    CANDIDATE,
     COMMITTEE,
     EngineFactory,
     candidacy,
@@ -22,8 +23,8 @@ from territories_helpers import (
     ARVE,
     FAUCIGNY,
     TERRITORY_OWNER,
-    all_favourable,
     amendment,
+    decide_favourably,
     file_amendment,
     import_shipped,
     members_on,
@@ -155,9 +156,9 @@ def test_governance_amendment_replaces_the_industrialist(
         new_name="Vallée de l'Arve et Faucigny",
         effective_on="2024-04-01",
     )
-    case_id = file_amendment(engine, data, "governance_amendment")
+    case_id = file_amendment(engine, data, "governance_amendment", CANDIDATE)
     assert engine.get(case_id, AUDITOR).regions == ("84",)
-    assert all_favourable(engine, case_id) == "approved"
+    assert decide_favourably(engine, case_id) == "approved"
     with read(engine.db) as conn:
         t = store.load_territory(conn, tid)
         old = store.snapshot(conn, t, date(2024, 3, 31))
@@ -176,9 +177,9 @@ def test_governance_keeps_the_candidacy_rules(engine: Engine, clock: SimulatedCl
         remove_members=["Mme Élue", "M. Inconnu"],
         add_members=[{"name": "M. Second", "role": "industrial", "organisation": ""}],
     )
-    case = engine.create_case("governance_amendment", "ti-2023-2027", data, TERRITORY_OWNER)
+    case = engine.create_case("governance_amendment", "ti-2023-2027", data, CANDIDATE)
     with pytest.raises(GuardRefused) as exc:
-        engine.fire(case.id, "submit", TERRITORY_OWNER)
+        engine.fire(case.id, "submit", CANDIDATE)
     assert {r.code for r in exc.value.rules} == {
         "governance_remove_unknown_member",  # M. Inconnu
         "governance_no_elected",  # FAQ 4.1
@@ -186,9 +187,9 @@ def test_governance_keeps_the_candidacy_rules(engine: Engine, clock: SimulatedCl
     polynome = amendment(
         tid, add_members=[{"name": "M. Troisième", "role": "industrial", "organisation": ""}]
     )
-    case = engine.create_case("governance_amendment", "ti-2023-2027", polynome, TERRITORY_OWNER)
+    case = engine.create_case("governance_amendment", "ti-2023-2027", polynome, CANDIDATE)
     with pytest.raises(GuardRefused) as exc:
-        engine.fire(case.id, "submit", TERRITORY_OWNER)
+        engine.fire(case.id, "submit", CANDIDATE)
     assert {r.code for r in exc.value.rules} == {"governance_extended_unjustified"}  # FAQ 4.4
 
 
@@ -211,11 +212,11 @@ def test_a_commune_of_a_split_groupement_moves_on_its_own(
     give = file_amendment(
         engine, amendment(ARVE, remove_communes=["74049"], effective_on="2024-06-01")
     )
-    assert all_favourable(engine, give) == "approved"
+    assert decide_favourably(engine, give) == "approved"
     take = file_amendment(
         engine, amendment("ti-8401", add_communes=["74049"], effective_on="2024-06-01")
     )
-    assert all_favourable(engine, take) == "approved"
+    assert decide_favourably(engine, take) == "approved"
     with read(engine.db) as conn:
         assert store.commune_holders(conn, "74049", FAUCIGNY, date(2024, 5, 31)) == [ARVE]
         assert store.commune_holders(conn, "74049", FAUCIGNY, date(2024, 6, 1)) == ["ti-8401"]
@@ -232,10 +233,17 @@ def test_a_groupement_joins_without_its_commune_held_elsewhere(
         case_id = file_amendment(
             engine, amendment(tid, effective_on="2024-06-01", **{change: ["74049"]})
         )
-        assert all_favourable(engine, case_id) == "approved"
-    leave = file_amendment(engine, amendment(ARVE, remove=[FAUCIGNY], effective_on="2024-07-01"))
-    all_favourable(engine, leave)
-    engine.fire(leave, "acknowledge_major_change", COMMITTEE, {"reason": "scission"})
+        assert decide_favourably(engine, case_id) == "approved"
+    leave = file_amendment(
+        engine,
+        amendment(
+            ARVE,
+            remove=[FAUCIGNY],
+            effective_on="2024-07-01",
+            single_member_justification="Vallée industrielle de taille critique",  # FAQ 2.2
+        ),
+    )
+    assert decide_favourably(engine, leave) == "approved"
     assert territory_of(engine, FAUCIGNY, "2024-07-01") is None
     join = amendment("ti-8402", add=[FAUCIGNY], effective_on="2024-07-01")
     case = engine.create_case("perimeter_amendment", "ti-2023-2027", join, TERRITORY_OWNER)

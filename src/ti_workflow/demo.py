@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -286,11 +286,116 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
     return stories
 
 
+def _free_groupements(engine: Engine, stories: list[Story], region: str, count: int) -> list[str]:
+    """Groupements of ``region`` in no demo territory (no métropole: FAQ 2.4 aside)."""
+    taken = {m for s in stories for m in s.territory.members}
+    free = [
+        g.siren
+        for g in sorted(engine.catalog.reference.groupements.values(), key=lambda g: g.siren)
+        if g.regions == (region,) and g.siren not in taken and not g.is_metropole
+    ]
+    return free[:count]
+
+
+def _amend(engine: Engine, story: Story, data: dict[str, Any]) -> int:
+    """The territory's contact files; the request goes for opinions; all are favourable."""
+    filer = parse_actor(f"candidate:{story.email}")
+    case_id = engine.create_case("perimeter_amendment", "ti-2023-2027", data, filer).id
+    engine.fire(case_id, "submit", filer)
+    engine.fire(case_id, "start_regional_review", COMMITTEE)
+    clock = engine.clock
+    if isinstance(clock, SimulatedClock):  # the opinions come a fortnight later
+        clock.set(clock.now() + timedelta(days=14))
+    for region in engine.get(case_id, AUDITOR).regions:
+        for body in ("regional_council", "state_services"):
+            engine.fire(
+                case_id,
+                "give_opinion",
+                Actor(body, region=region),
+                {"opinion": "favourable", "reasons": "Cohérent avec le bassin d'emploi."},
+            )
+    return case_id
+
+
+def run_amendments(engine: Engine, clock: SimulatedClock, stories: list[Story]) -> list[Story]:
+    """2024: two labelled territories ask to amend their perimeter (FAQ 2.3). Only their
+    contact may file; the favourable opinions are necessary, not sufficient: the Délégation
+    approves one and refuses the other as beyond "à la marge"."""
+    by_role = {s.role: s for s in stories}
+    out = []
+    clock.set(at("2024-03-04T10:00:00"))
+    # a labelled territory of three groupements or more with a free neighbour in its region:
+    # one groupement added stays "à la marge" (under the campaign's share)
+    grows, added = by_role["returned_then_labelled"], []
+    for s in stories:
+        case = engine.get(s.case_id, AUDITOR)
+        if case.state == "labelled" and len(s.territory.members) >= 3 and s.role != "interregional":
+            free = _free_groupements(engine, stories, case.regions[0], 1)
+            if free:
+                grows, added = s, free
+                break
+    tid = f"ti-c{grows.case_id:04d}"
+    data = {
+        "territory_id": tid,
+        "contact_email": grows.email,
+        "add": added,
+        "new_name": f"{grows.territory.name} élargi",
+        "effective_on": "2024-06-01",
+        "justification": "Le bassin d'emploi industriel s'étend à l'intercommunalité voisine.",
+    }
+    approved = Story(grows.territory, "amendment_approved", email=grows.email)
+    try:
+        engine.create_case(
+            "perimeter_amendment", "ti-2023-2027", data, parse_actor("candidate:x@example.org")
+        )
+    except GuardRefused as exc:
+        approved.notes.append("filing by another account refused: " + exc.rules[0].message_fr)
+    approved.case_id = _amend(engine, approved, data)
+    clock.set(at("2024-04-02T11:00:00"))
+    engine.fire(approved.case_id, "approve", COMMITTEE)
+    out.append(approved)
+
+    wide = by_role["interregional"]
+    clock.set(at("2024-03-11T10:00:00"))
+    region = engine.get(wide.case_id, AUDITOR).regions[0]
+    data = {
+        "territory_id": f"ti-c{wide.case_id:04d}",
+        "contact_email": wide.email,
+        "add": _free_groupements(engine, stories, region, 3),
+        "effective_on": "2024-09-01",
+        "justification": "Rapprochement avec trois intercommunalités voisines.",
+    }
+    refused = Story(wide.territory, "amendment_not_marginal", email=wide.email)
+    refused.case_id = _amend(engine, refused, data)
+    scope = engine.get(refused.case_id, AUDITOR).facts["scope"]
+    refused.notes.append(
+        f"{scope['share_changed']:.0%} of the members changed, above the campaign's "
+        f"{scope['marginal_threshold']:.0%}: flagged for the Délégation"
+    )
+    clock.set(at("2024-04-09T11:00:00"))
+    engine.fire(
+        refused.case_id,
+        "reject",
+        COMMITTEE,
+        {"not_marginal": True, "reason": "Extension trop large pour une modification à la marge."},
+    )
+    out.append(refused)
+    return out
+
+
+def _members(engine: Engine, data: dict[str, Any]) -> list[str]:
+    sirens = (data.get("perimeter") or {}).get("members") or data.get("add") or []
+    return [
+        f"{g.name} ({g.nature})" for m in sirens if (g := engine.catalog.reference.groupement(m))
+    ]
+
+
 def run_demo(settings: Settings, *, as_json: bool = False) -> None:
     clock = SimulatedClock(at("2023-06-01T09:00:00"))
     initialise(settings, clock)
     engine = open_engine(settings, clock)
     stories = run_campaign(engine, clock)
+    stories += run_amendments(engine, clock, stories)
     report = []
     for s in stories:
         s.notes += _follow_up_notes(engine, s.case_id)
@@ -303,11 +408,7 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
                 "id_ti": s.territory.id_ti,
                 "story": s.role,
                 "governance_mode": case.facts.get("governance_mode"),
-                "members": [
-                    f"{g.name} ({g.nature})"
-                    for m in case.data["perimeter"]["members"]
-                    if (g := engine.catalog.reference.groupement(m))
-                ],
+                "members": _members(engine, case.data),
                 "regions": [engine.catalog.reference.region_name(r) for r in case.regions],
                 "state": case.state,
                 "notes": s.notes,
@@ -390,7 +491,10 @@ def _print_report(report: list[dict[str, Any]], settings: Settings) -> None:
         for note in r["notes"]:
             console.print(f"  [yellow]{note}[/]", highlight=False)
     labelled = sum(1 for r in report if r["state"] == "labelled")
+    candidacies = sum(1 for r in report if not r["story"].startswith("amendment"))
+    amended = sum(1 for r in report if r["state"] == "approved")
     console.print(
-        f"\n{labelled} labelled of {len(report)} candidacies. Database: {settings.db_url}"
+        f"\n{labelled} labelled of {candidacies} candidacies; {amended} amendment approved "
+        f"by the Délégation. Database: {settings.db_url}"
     )
     console.print("Try: ti-workflow --db " + settings.db_url + " case history 1")

@@ -199,8 +199,11 @@ class Engine:
         clean = form.parse(data)
         now = self.clock.now()
         with transaction(self.db) as conn:
-            regions = self._regions(conn, form, workflow, clean)
+            regions, read_facts = self._regions(conn, form, workflow, clean)
             if definition.create_guards:
+                extra = self._create_extra(conn, definition, campaign, actor, clean, regions, now)
+                if extra:  # what the create guards read, kept in the event like a step's
+                    read_facts[CONTEXT] = {**read_facts.get(CONTEXT, {}), **extra}
                 ctx = Context(
                     case_id=0,
                     state=definition.initial,
@@ -213,7 +216,7 @@ class Engine:
                     reference=self.catalog.reference,
                     payload={},
                     trigger=CREATE,
-                    extra={},
+                    extra=extra,
                 )
                 failed, _ = split_rules(
                     [r for name in definition.create_guards for r in GUARDS[name](ctx)]
@@ -234,7 +237,7 @@ class Engine:
             )
             blank = repo.load_case(conn, case_id)
             event = self._event(
-                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {}
+                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, read_facts
             )
             version = repo.append(
                 conn,
@@ -267,9 +270,9 @@ class Engine:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
             form = FORMS[definition.form]
             clean = form.parse(data)
-            regions = self._regions(conn, form, case.workflow, clean)
+            regions, read_facts = self._regions(conn, form, case.workflow, clean)
             event = self._event(
-                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
+                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, read_facts
             )
             version = repo.append(
                 conn,
@@ -414,14 +417,52 @@ class Engine:
 
     def _regions(
         self, conn: Connection, form: Form, workflow: str, clean: dict[str, Any]
-    ) -> tuple[str, ...]:
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The case's regions, and the annotations of the create/update event: where the
+        database added regions, ``{"context": {"regions": [...]}}``, the very list the
+        replay then uses (it cannot read the database as it was)."""
         regions = form.regions(clean, self.catalog.reference)
-        if not self.region_providers:
-            return regions
-        found = set(regions)
+        found, from_database = set(regions), False
         for provider in self.region_providers:
-            found.update(provider(conn, workflow, clean))
-        return tuple(sorted(found))
+            more = set(provider(conn, workflow, clean))
+            from_database = from_database or bool(more)
+            found |= more
+        if not from_database:
+            return regions, {}
+        every = tuple(sorted(found))
+        return every, {CONTEXT: {"regions": list(every)}}
+
+    def _create_extra(
+        self,
+        conn: Connection,
+        definition: Definition,
+        campaign: str,
+        actor: Actor,
+        clean: dict[str, Any],
+        regions: tuple[str, ...],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The database facts the create guards read, for the case about to exist."""
+        if not self.context_providers:
+            return {}
+        draft = StoredCase(
+            id=0,
+            workflow=definition.name,
+            definition_version=definition.version,
+            campaign_id=campaign,
+            state=definition.initial,
+            title="",
+            owner_email=actor.email,
+            data=clean,
+            facts={},
+            regions=regions,
+            version=0,
+            last_seq=0,
+            head_hash=GENESIS,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._extra(conn, draft, CREATE)
 
     def _fire_loaded(
         self,

@@ -264,6 +264,21 @@ class Replayer:
                 self._fail(e.seq, "payload_invalid", f"recorded form data is invalid: {exc}")
         c.data = clean
         c.regions = form.regions(clean, self.catalog.reference)
+        recorded = (e.annotations.get(CONTEXT) or _NONE).get("regions")
+        if recorded is not None:
+            # The engine added regions only the database knew (an amendment's territory):
+            # use the very list it recorded, which must hold those the data alone gives.
+            if self.check and not (
+                isinstance(recorded, list) and set(c.regions) <= set(map(str, recorded))
+            ):
+                self._fail(
+                    e.seq,
+                    "regions_mismatch",
+                    f"recorded regions {recorded} do not include the regions of the file "
+                    f"itself ({', '.join(c.regions)})",
+                )
+            if isinstance(recorded, list):
+                c.regions = tuple(str(r) for r in recorded)
         c.title = form.title(clean)
 
     def _migrate(self, e: Event, target: Definition) -> None:

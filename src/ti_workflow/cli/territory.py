@@ -17,14 +17,14 @@ import typer
 from rich.table import Table
 from stdnum.fr import siren as siren_number
 
-from ti_workflow.cli.common import DbOpt, JsonOpt, command, console, emit, engine
+from ti_workflow.cli.common import AsOpt, DbOpt, JsonOpt, actor, command, console, emit, engine
 from ti_workflow.clock import PARIS, paris
-from ti_workflow.domain.actors import AUDITOR, Actor
+from ti_workflow.domain.actors import AUDITOR, EMAIL_RE, NATIONAL_COMMITTEE, Actor
 from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
 from ti_workflow.engine import Engine
-from ti_workflow.errors import FieldError, InvalidData
+from ti_workflow.errors import FieldError, Forbidden, InvalidData
 from ti_workflow.storage.database import read
-from ti_workflow.territories import importer, store
+from ti_workflow.territories import importer, store, writes
 from ti_workflow.territories.views import membership_view, snapshot_view
 
 INSEE_RE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
@@ -111,6 +111,7 @@ def show(
             territory = store.load_territory(conn, territory_id)
             view = snapshot_view(conn, store.snapshot(conn, territory, day), eng.catalog.reference)
             view["history"] = store.history(conn, territory_id)
+            view["contact"] = store.contact(conn, territory)
         view["amendments"] = amendments_of(eng, territory_id)
 
         def human() -> None:
@@ -322,6 +323,55 @@ def import_list(
             )
 
         emit(report.as_dict(), as_json, human)
+
+
+contact_app = typer.Typer(
+    help="Who files amendments for a territory (FAQ 2.3).", no_args_is_help=True
+)
+app.add_typer(contact_app, name="contact")
+
+
+@contact_app.command("set")
+@command
+def set_contact(
+    territory_id: Annotated[str, typer.Argument(help="Territory id, e.g. ti-2707.")],
+    email: Annotated[str, typer.Argument(help="The e-mail of the account that will file.")],
+    as_: AsOpt,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with it).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attach a territory's contact, the account that files its amendments (the Délégation:
+    --as national_committee). The previous contact is closed, never erased."""
+    who = actor(as_)
+    clean = email.strip().lower()
+    if not EMAIL_RE.match(clean):
+        raise InvalidData(
+            "contact",
+            [FieldError("EMAIL", f"expected an e-mail such as ti@example.org, got {email!r}")],
+        )
+    if who.role != NATIONAL_COMMITTEE:
+        raise Forbidden(
+            who.label,
+            f"set the contact of {territory_id}",
+            "only national_committee (the Délégation)",
+        )
+    with opened(db) as eng:
+        now = eng.clock.now()
+        with eng.db.begin() as conn:
+            territory = store.load_territory(conn, territory_id.strip())
+            writes.set_contact(conn, territory.id, clean, by=who.label, now=now, reason=reason)
+        with read(eng.db) as conn:
+            current = store.contact(conn, territory)
+        out = {"territory_id": territory.id, "contact": current}
+        emit(
+            out,
+            as_json,
+            lambda: console.print(
+                f"{territory.id}: contact {clean} (set by {who.label} at {now.isoformat()})",
+                highlight=False,
+            ),
+        )
 
 
 def register(app_: typer.Typer, workflows_app: typer.Typer, case_app: typer.Typer) -> None:

@@ -33,7 +33,17 @@ PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
 """The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables")
-CASE_TIMER_KEYS = ("name", "after", "delay", "days", "while_in", "notify", "fire", "late")
+CASE_TIMER_KEYS = (
+    "name",
+    "after",
+    "delay",
+    "days",
+    "while_in",
+    "notify",
+    "fire",
+    "late",
+    "optional",
+)
 CAMPAIGN_TIMER_KEYS = (
     "name",
     "at",
@@ -170,9 +180,24 @@ def parse_case_timers(
         if fire is not None and fire not in triggers:
             error(f"{path}.fire", f"unknown trigger {fire!r} (known: {', '.join(triggers)})")
         late = _late(item, path, error)
+        optional = item.get("optional", False)
+        if not isinstance(optional, bool):
+            error(f"{path}.optional", f"true or false, got {optional!r}")
+        elif optional and parameter is None:
+            error(f"{path}.optional", "only a delay given as parameters.<name> may be optional")
         if names and delay and after in triggers:
             out.append(
-                CaseTimerSpec(names[0], str(after), delay, while_in, notify, fire, late, parameter)
+                CaseTimerSpec(
+                    names[0],
+                    str(after),
+                    delay,
+                    while_in,
+                    notify,
+                    fire,
+                    late,
+                    parameter,
+                    optional=optional is True,
+                )
             )
     return tuple(out)
 

@@ -12,7 +12,15 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+)
 
 from ti_workflow.domain.candidacy import (
     Email,
@@ -22,6 +30,7 @@ from ti_workflow.domain.candidacy import (
     Text,
     _describe,
     location,
+    omit_none,
 )
 from ti_workflow.domain.reference import Referential
 from ti_workflow.errors import FieldError, InvalidData
@@ -51,8 +60,14 @@ class PerimeterAmendmentForm(_Amendment):
     remove: list[Siren] = Field(default_factory=list, max_length=200)
     add_communes: list[Insee] = Field(default_factory=list, max_length=500)
     remove_communes: list[Insee] = Field(default_factory=list, max_length=500)
+    single_member_justification: LongText | None = None
+    """FAQ 2.2: a territory left with one intercommunality justifies its critical size."""
     metropole_justification: LongText | None = None
     """FAQ 2.4: a métropole joins only by exception, with a justification."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_justification(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return omit_none(handler(self), "single_member_justification")
 
 
 class GovernanceAmendmentForm(_Amendment):

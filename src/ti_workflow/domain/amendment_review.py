@@ -1,7 +1,11 @@
-"""The review of an amendment (FAQ 2.3): how marginal the change is, the national
-committee's acknowledgement of a change that is not, the binding regional opinions
-(one unfavourable refuses, favourable from both bodies of every region approves) and
-the decision. Registered on import, like :mod:`ti_workflow.domain.amendments`."""
+"""The review of an amendment (FAQ 2.3, line 140): how marginal the change is, the
+regional opinions and the Délégation's decision. Favourable opinions of the regional
+council and of the State services of every region concerned are necessary, not
+sufficient: one unfavourable opinion refuses; once all are favourable, the Délégation aux
+Territoires d'industrie approves or refuses (with a reason). A change beyond the
+campaign's marginal share is flagged on the case; the Délégation may refuse it as not
+marginal, and approves it only with a reason. Registered on import, like
+:mod:`ti_workflow.domain.amendments`."""
 
 from __future__ import annotations
 
@@ -30,11 +34,20 @@ def territory_facts(ctx: Context) -> Mapping[str, Any]:
     return ctx.extra.get("territory") or {}
 
 
+def marginal_threshold(ctx: Context) -> float | None:
+    """The campaign's share above which a perimeter change is not "à la marge" (FAQ 2.3
+    line 140 gives no figure: a campaign parameter), as the step read it: recorded in its
+    context, so an audit re-reads the value in force then."""
+    recorded = ctx.extra.get("parameters")
+    params = recorded if recorded is not None else ctx.campaign.parameters
+    threshold = params.get(MARGINAL_SHARE_PARAMETER)
+    return float(threshold) if threshold is not None else None
+
+
 def change_share(ctx: Context) -> tuple[float, float | None]:
     """Share of the members changed (groupements added + removed / members on the effective
     date), and the campaign's threshold above which the change is not marginal."""
-    threshold = ctx.campaign.parameters.get(MARGINAL_SHARE_PARAMETER)
-    limit = float(threshold) if threshold is not None else None
+    limit = marginal_threshold(ctx)
     if "add_members" in ctx.data:  # a governance amendment: no perimeter share
         return 0.0, limit
     members = len(territory_facts(ctx).get("members") or [])
@@ -51,42 +64,40 @@ def is_major(ctx: Context) -> bool:
     return threshold is None or share > threshold
 
 
-@guard
-def change_is_major(ctx: Context) -> list[Rule]:
-    if is_major(ctx):
-        return []
-    share, threshold = change_share(ctx)
-    return [
-        rule(
-            "change_is_marginal",
-            f"la modification ({share:.0%} des membres) est marginale (seuil {threshold:.0%}) : "
-            f"rien à prendre en compte",
-            f"the change ({share:.0%} of the members) is marginal (threshold "
-            f"{threshold:.0%}): nothing to acknowledge",
-        )
-    ]
+def _percent(share: float) -> str:
+    return f"{round(share * 100)}\u00a0%"
 
 
 @guard
-def major_change_acknowledged(ctx: Context) -> list[Rule]:
-    if not is_major(ctx) or ctx.facts.get("major_change_acknowledged"):
+def major_change_answered(ctx: Context) -> list[Rule]:
+    """A change flagged as beyond "à la marge" is approved only with the Délégation's
+    reason for holding it marginal all the same: no approval passes it unseen."""
+    scope = ctx.facts.get("scope") or {}
+    if not scope.get("major_change") or (ctx.payload.get("reason") or "").strip():
         return []
-    share, threshold = change_share(ctx)
-    limit = f"{threshold:.0%}" if threshold is not None else "non défini / not set"
+    share, threshold = scope.get("share_changed", 0.0), scope.get("marginal_threshold")
+    limit = _percent(float(threshold)) if threshold is not None else "non fixé"
+    limit_en = f"{float(threshold):.0%}" if threshold is not None else "not set"
     return [
         rule(
-            "major_change_not_acknowledged",
-            f"la modification touche {share:.0%} des membres (au-delà du seuil de modification "
-            f"marginale, {limit}) : le comité national doit en prendre acte "
-            f"(acknowledge_major_change)",
-            f"the change touches {share:.0%} of the members (above the marginal threshold, "
-            f"{limit}): the national committee must acknowledge it (acknowledge_major_change)",
+            "major_change_needs_reason",
+            f"la modification touche {_percent(float(share))} des membres, au-delà du seuil "
+            f"d'une modification à la marge ({limit}) : l'approuver demande un motif "
+            f"(reason), sinon la refuser comme non marginale",
+            f"the change touches {float(share):.0%} of the members, above the marginal "
+            f"threshold ({limit_en}): approving it needs a reason (reason); otherwise refuse "
+            f"it as not marginal",
         )
     ]
 
 
 def _opinions(ctx: Context) -> Mapping[str, Mapping[str, Any]]:
     return ctx.facts.get("opinions") or {}
+
+
+def opinion_reasons(ctx: Context, name: str) -> str | None:
+    region, _, body = name.partition("/")
+    return ((_opinions(ctx).get(region) or {}).get(body) or {}).get("reasons")
 
 
 def unfavourable_opinions(ctx: Context) -> list[str]:
@@ -139,6 +150,72 @@ def record_amendment_scope(ctx: Context) -> tuple[JSON, JSON]:
         "major_change": is_major(ctx),
     }
     return {**ctx.facts, "scope": notes}, notes
+
+
+@effect
+def record_amendment_outcome(ctx: Context) -> tuple[JSON, JSON]:
+    """``approve`` and ``reject`` are the Délégation's; ``refuse`` follows an unfavourable
+    opinion. The reasons given are kept for the letter to the territory."""
+    approved = ctx.trigger == "approve"
+    t = territory_facts(ctx)
+    decision: dict[str, Any] = {
+        "decision": "approved" if approved else "refused",
+        "at": ctx.now.isoformat(),
+        "by": ctx.actor.label,
+        "effective_on": t.get("effective_on") if approved else None,
+    }
+    if ctx.payload.get("reason"):
+        decision["reason"] = ctx.payload["reason"]
+    if ctx.trigger == "reject":
+        decision["not_marginal"] = bool(ctx.payload.get("not_marginal"))
+    if ctx.trigger == "refuse":
+        decision["unfavourable"] = unfavourable_opinions(ctx)
+        decision["reasons"] = {
+            name: opinion_reasons(ctx, name) for name in decision["unfavourable"]
+        }
+    return {**ctx.facts, "decision": decision}, decision
+
+
+# --- earlier definition versions ----------------------------------------------------------
+# Amendment cases filed under the first versions of the amendment workflows (approval by
+# the opinions alone, a national acknowledgement of a major change) keep being opened and
+# replayed with the guards and effects those versions name, unchanged: an audit of those
+# cases must find them as they were. No current workflow uses them (`cases migrate` moves
+# an open case to the current version).
+
+
+@guard
+def change_is_major(ctx: Context) -> list[Rule]:
+    if is_major(ctx):
+        return []
+    share, threshold = change_share(ctx)
+    return [
+        rule(
+            "change_is_marginal",
+            f"la modification ({share:.0%} des membres) est marginale (seuil {threshold:.0%}) : "
+            f"rien à prendre en compte",
+            f"the change ({share:.0%} of the members) is marginal (threshold "
+            f"{threshold:.0%}): nothing to acknowledge",
+        )
+    ]
+
+
+@guard
+def major_change_acknowledged(ctx: Context) -> list[Rule]:
+    if not is_major(ctx) or ctx.facts.get("major_change_acknowledged"):
+        return []
+    share, threshold = change_share(ctx)
+    limit = f"{threshold:.0%}" if threshold is not None else "non défini / not set"
+    return [
+        rule(
+            "major_change_not_acknowledged",
+            f"la modification touche {share:.0%} des membres (au-delà du seuil de modification "
+            f"marginale, {limit}) : le comité national doit en prendre acte "
+            f"(acknowledge_major_change)",
+            f"the change touches {share:.0%} of the members (above the marginal threshold, "
+            f"{limit}): the national committee must acknowledge it (acknowledge_major_change)",
+        )
+    ]
 
 
 @effect

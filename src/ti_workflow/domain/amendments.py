@@ -72,6 +72,42 @@ def territory_labelled(ctx: Context) -> list[Rule]:
     return []
 
 
+@guard
+def filer_attached(ctx: Context) -> list[Rule]:
+    """Only an account attached to the territory files for it: its contact (its candidacy's,
+    or the one the Délégation set for an imported territory) or a governance member with
+    an e-mail. The filer is the case's owner: the account that created and submits it."""
+    t = territory_facts(ctx)
+    if not t.get("found"):
+        return []  # territory_labelled says so
+    filers: Mapping[str, Any] = t.get("filers") or {}
+    allowed = {e for e in [filers.get("contact"), *(filers.get("governance") or [])] if e}
+    email = (ctx.actor.email or "").lower()
+    if email in allowed:
+        return []
+    tid = t["id"]
+    if not allowed:
+        return [
+            rule(
+                "filer_no_contact",
+                f"aucun compte n'est rattaché au territoire {tid} : la Délégation aux "
+                f"Territoires d'industrie doit d'abord enregistrer son contact",
+                f"no account is attached to territory {tid}: the Délégation must first set "
+                f"its contact (territory contact set)",
+            )
+        ]
+    return [
+        rule(
+            "filer_not_attached",
+            f"le compte {email or ctx.actor.label} n'est pas rattaché au territoire {tid} : "
+            f"seuls son contact et les membres de sa gouvernance dotés d'une adresse "
+            f"électronique peuvent déposer une modification",
+            f"account {email or ctx.actor.label} is not attached to territory {tid}: only its "
+            f"contact and the members of its governance with an e-mail may file an amendment",
+        )
+    ]
+
+
 def _common_rules(ctx: Context, changes: int) -> list[Rule]:
     failed = []
     if not (ctx.data.get("justification") or "").strip():
@@ -237,6 +273,34 @@ def perimeter_amendment_rules(ctx: Context) -> list[Rule]:
             )
         )
     return failed + _commune_rules(ctx, after)
+
+
+@guard
+def single_intercommunality_justified(ctx: Context) -> list[Rule]:
+    """FAQ 2.2: a territory of one intercommunality justifies the critical size of its
+    perimeter; an amendment whose groupements leave one needs that justification too (as
+    the 2.4 check for a métropole). A rename of a one-member territory changes no perimeter."""
+    t = territory_facts(ctx)
+    add, remove = list(ctx.data.get("add") or []), list(ctx.data.get("remove") or [])
+    after = (set(t.get("members") or []) | set(add)) - set(remove)
+    if not t.get("found") or not (add or remove) or len(after) != 1:
+        return []
+    if (ctx.data.get("single_member_justification") or "").strip():
+        return []
+    only = _gname(ctx, next(iter(after)))
+    tid = t["id"]
+    return [
+        rule(
+            "amendment_single_member_unjustified",
+            f"après la modification, le territoire {tid} ne compterait qu'une "
+            f"intercommunalité ({only}) : il doit justifier de la taille critique de ce "
+            f"périmètre (single_member_justification)",
+            f"after the amendment territory {tid} would have a single intercommunality "
+            f"({only}): justify the critical size of this perimeter "
+            f"(single_member_justification)",
+            "2.2",
+        )
+    ]
 
 
 def _commune_rules(ctx: Context, after: set[str]) -> list[Rule]:

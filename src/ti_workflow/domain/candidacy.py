@@ -9,15 +9,17 @@ incomplete.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictInt,
     StringConstraints,
     ValidationError,
+    model_serializer,
 )
 
 from ti_workflow.domain.actors import EMAIL_RE
@@ -51,11 +53,36 @@ Email = Annotated[
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
+    added_later: ClassVar[tuple[str, ...]] = ()
+    """Fields added after files were first recorded: left out of the normalised form while
+    they hold their default, so a file recorded before them replays unchanged (audit)."""
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict):
+            fields = type(self).model_fields
+            for key in self.added_later:
+                default = fields[key].get_default(call_default_factory=True)
+                if key in dumped and dumped[key] == default:
+                    del dumped[key]
+        return dumped
+
 
 class Perimeter(_Strict):
     members: list[Siren] = Field(default_factory=list, max_length=500)
     single_member_justification: LongText | None = None
     metropole_justification: LongText | None = None
+
+
+def omit_none(dumped: Any, *keys: str) -> Any:
+    """A dumped form without these optional keys when empty: a field added later leaves the
+    files recorded before it (audit replay) exactly in their normalised form."""
+    if isinstance(dumped, dict):
+        for key in keys:
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
+    return dumped
 
 
 class GovernanceMember(_Strict):
@@ -65,6 +92,9 @@ class GovernanceMember(_Strict):
     represents: Siren | None = None
     """Governance ``per_intercommunality``: the SIREN of the member groupement whose binôme
     this member belongs to (FAQ 4.1)."""
+    email: Email | None = None
+    """Optional: a member with an e-mail may file the territory's amendments (FAQ 2.3)."""
+    added_later = ("represents", "email")
 
 
 class Governance(_Strict):
@@ -73,6 +103,7 @@ class Governance(_Strict):
     extended_governance_justification: LongText | None = None
     binome_search_plan: LongText | None = None
     """Governance ``pending``: how the territory's binôme will be found (FAQ 4.1)."""
+    added_later = ("mode", "binome_search_plan")
 
 
 class FileRef(_Strict):
@@ -93,6 +124,7 @@ class LetterOfIntent(_Strict):
     signatory_role: Literal["elected", "industrial", "other"] | None = None
     """What the signatory stands for, when no governance member can be matched (FAQ 4.5)."""
     file: FileRef | None = None
+    added_later = ("signatory_role", "file")
 
 
 class Action(_Strict):
@@ -105,6 +137,7 @@ class Action(_Strict):
     duration_months: StrictInt | None = Field(default=None, ge=1, le=240)
     phases: list[Text] = Field(default_factory=list, max_length=50)
     """FAQ 3.1: the complex projects are split into phases (advised beyond four years)."""
+    added_later = ("owner", "duration_months", "phases")
 
 
 class CandidacyForm(_Strict):

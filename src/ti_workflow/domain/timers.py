@@ -97,8 +97,10 @@ class CaseTimerSpec:
     late: str
     delay_parameter: str | None = None
     """``delay: parameters.<name>``: the delay is that campaign parameter (an ISO 8601
-    duration), read when the timer starts; ``delay`` is then a placeholder. A campaign
-    without the parameter does not start the timer."""
+    duration), read when the timer starts; ``delay`` is then a placeholder."""
+    optional: bool = False
+    """A campaign without the parameter starts no such timer (else the step that would start
+    it is refused: a deadline is never silently missing)."""
 
     def delay_for(self, parameters: Mapping[str, Any]) -> Delay | None:
         """The delay in this campaign; None: the campaign does not set it (no timer)."""

@@ -232,7 +232,14 @@ def _start_case_timer(
 ) -> None:
     delay = t.delay_for(campaign.parameters)  # checked at install: the parameter is valid
     if delay is None:
-        return  # the campaign does not set this timer's delay parameter: no such timer
+        if t.optional:
+            return  # the campaign does not set this optional timer's delay: no such timer
+        raise InvalidDefinition(
+            [
+                f"{campaign.source}: parameters.{t.delay_parameter} is not set: the campaign "
+                f"gives no delay for timer {t.name!r} (an ISO 8601 duration such as P30D)"
+            ]
+        )
     insert_timer(
         conn,
         key=f"case:{case.id}:{t.name}:{event.seq}",

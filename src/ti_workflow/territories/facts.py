@@ -15,6 +15,8 @@ from sqlalchemy import Connection, String, cast, or_, select
 
 from ti_workflow.clock import Clock, paris
 from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
+from ti_workflow.domain.amendment_review import MARGINAL_SHARE_PARAMETER
+from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import OPEN_CANDIDACY_STATES_FR
 from ti_workflow.storage import repository as repo
@@ -29,7 +31,10 @@ def effective_on(data: Mapping[str, Any], clock: Clock) -> date:
     return date.fromisoformat(given) if given else paris(clock.now()).date()
 
 
-def territory_facts(conn: Connection, data: Mapping[str, Any], day: date) -> dict[str, Any]:
+def territory_facts(
+    conn: Connection, data: Mapping[str, Any], day: date, today: date | None = None
+) -> dict[str, Any]:
+    """The territory on the effective date ``day``; who may file for it as of ``today``."""
     tid = str(data.get("territory_id") or "")
     territory = store.find_territory(conn, tid)
     if territory is None:
@@ -49,10 +54,12 @@ def territory_facts(conn: Connection, data: Mapping[str, Any], day: date) -> dic
         info["excluded"] = code in excluded
         holders = store.commune_holders(conn, code, info["epci_siren"], day)
         info["held_by"] = [h for h in holders if h != tid]
+    now = store.snapshot(conn, territory, max(today or day, territory.labelled_on))
     return {
         "found": True,
         "id": tid,
         "name": snap.name,
+        "filers": filers(store.contact(conn, territory), now.governance),
         "campaign_id": territory.campaign_id,
         "labelled_on": territory.labelled_on.isoformat(),
         "effective_on": day.isoformat(),
@@ -67,11 +74,29 @@ def territory_facts(conn: Connection, data: Mapping[str, Any], day: date) -> dic
     }
 
 
-def context_provider(clock: Clock) -> Callable[[Connection, StoredCase, str], dict[str, Any]]:
+def filers(contact: Mapping[str, Any] | None, governance: list[dict[str, Any]]) -> dict[str, Any]:
+    """The accounts attached to a territory, which alone may file an amendment for it
+    (FAQ 2.3): its contact, and the members of its governance who gave an e-mail."""
+    members = sorted({str(m["email"]).lower() for m in governance if m.get("email")})
+    email = (contact or {}).get("email")
+    return {"contact": str(email).lower() if email else None, "governance": members}
+
+
+def context_provider(
+    clock: Clock, campaigns: Mapping[str, Campaign]
+) -> Callable[[Connection, StoredCase, str], dict[str, Any]]:
     def provide(conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
         if case.workflow not in AMENDMENT_WORKFLOWS:
             return {}
-        return {"territory": territory_facts(conn, case.data, effective_on(case.data, clock))}
+        campaign = campaigns.get(case.campaign_id)
+        share = campaign.parameters.get(MARGINAL_SHARE_PARAMETER) if campaign else None
+        return {
+            "territory": territory_facts(
+                conn, case.data, effective_on(case.data, clock), paris(clock.now()).date()
+            ),
+            # The campaign's parameters the rules read, as they were for this step.
+            "parameters": {MARGINAL_SHARE_PARAMETER: share},
+        }
 
     return provide
 

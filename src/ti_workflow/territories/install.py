@@ -13,6 +13,6 @@ def install(engine: Engine, settings: Settings) -> None:
     """A labelled candidacy creates its territory; an approved amendment changes it."""
     engine.hooks.append(on_labelled)
     engine.hooks.append(on_approved)
-    engine.context_providers.append(context_provider(engine.clock))
+    engine.context_providers.append(context_provider(engine.clock, engine.catalog.campaigns))
     engine.context_providers.append(candidacy_provider(engine.clock))
     engine.region_providers.append(region_provider(engine.clock, engine.catalog.reference))

@@ -29,9 +29,10 @@ from sqlalchemy import (
 
 from ti_workflow.errors import NotFound
 from ti_workflow.storage.database import SchemaOutdated
-from ti_workflow.storage.tables import CommuneRow
+from ti_workflow.storage.tables import CaseRow, CommuneRow
 from ti_workflow.territories.tables import (
     TerritoryCommuneRow,
+    TerritoryContactRow,
     TerritoryGovernanceRow,
     TerritoryMemberRow,
     TerritoryNameRow,
@@ -44,6 +45,8 @@ members_t: Table = TerritoryMemberRow.__table__  # type: ignore[attr-defined]
 tcommunes_t: Table = TerritoryCommuneRow.__table__  # type: ignore[attr-defined]
 governance_t: Table = TerritoryGovernanceRow.__table__  # type: ignore[attr-defined]
 communes_t: Table = CommuneRow.__table__  # type: ignore[attr-defined]
+contacts_t: Table = TerritoryContactRow.__table__  # type: ignore[attr-defined]
+cases_t: Table = CaseRow.__table__  # type: ignore[attr-defined]
 DATED = (names_t, members_t, tcommunes_t, governance_t)
 
 
@@ -201,7 +204,49 @@ def history(conn: Connection, territory_id: str) -> dict[str, list[dict[str, Any
             {**_period(r, r.members).as_dict("members"), "justification": r.justification}
             for r in rows(governance_t)
         ],
+        "contacts": contact_history(conn, territory_id),
     }
+
+
+def contact(conn: Connection, territory: Territory) -> dict[str, Any] | None:
+    """Who files for the territory: the address the Délégation set last, else (a territory
+    labelled through the workflow) its candidacy's contact."""
+    row = conn.execute(
+        select(contacts_t)
+        .where(contacts_t.c.territory_id == territory.id, contacts_t.c.ended_at.is_(None))
+        .order_by(contacts_t.c.id.desc())
+    ).first()
+    if row is not None:
+        return {
+            "email": row.email,
+            "source": "set",
+            "set_by": row.set_by,
+            "set_at": row.set_at.isoformat(),
+            "reason": row.reason,
+        }
+    if territory.case_id is None:
+        return None
+    data = conn.execute(select(cases_t.c.data).where(cases_t.c.id == territory.case_id)).scalar()
+    email = (data or {}).get("contact_email")
+    return {"email": email, "source": "candidacy", "case_id": territory.case_id} if email else None
+
+
+def contact_history(conn: Connection, territory_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(contacts_t)
+        .where(contacts_t.c.territory_id == territory_id)
+        .order_by(contacts_t.c.id)
+    ).all()
+    return [
+        {
+            "email": r.email,
+            "set_by": r.set_by,
+            "set_at": r.set_at.isoformat(),
+            "reason": r.reason,
+            "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        }
+        for r in rows
+    ]
 
 
 def last_change_on(conn: Connection, territory_id: str) -> date | None:

@@ -87,3 +87,21 @@ class TerritoryGovernanceRow(SQLModel, table=True):
     valid_to: date | None = None
     case_id: int | None = Field(default=None, foreign_key="cases.id")
     ended_by_case_id: int | None = Field(default=None, foreign_key="cases.id")
+
+
+class TerritoryContactRow(SQLModel, table=True):
+    """The account that files amendments for a territory, set by the Délégation (for an
+    imported territory; a labelled one starts with its candidacy's contact). Rows are
+    closed (``ended_at``), never rewritten: who set which address when stays answerable."""
+
+    __tablename__ = "territory_contacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    territory_id: str = Field(max_length=40, foreign_key="territories.id", index=True)
+    email: str = Field(max_length=254)
+    set_by: str = Field(max_length=200)
+    set_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ended_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

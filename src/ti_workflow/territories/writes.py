@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy import update as sql_update
 
 from ti_workflow.territories.store import (
+    contacts_t,
     governance_t,
     in_force,
     members_t,
@@ -86,4 +87,26 @@ def open_row(
 ) -> None:
     conn.execute(
         insert(table).values(territory_id=territory_id, valid_from=day, case_id=case_id, **values)
+    )
+
+
+def set_contact(
+    conn: Connection,
+    territory_id: str,
+    email: str,
+    *,
+    by: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """The address that files for the territory from now on; the previous one is closed."""
+    conn.execute(
+        sql_update(contacts_t)
+        .where(contacts_t.c.territory_id == territory_id, contacts_t.c.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    conn.execute(
+        insert(contacts_t).values(
+            territory_id=territory_id, email=email, set_by=by, set_at=now, reason=reason
+        )
     )
