@@ -31,7 +31,7 @@ DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:
 PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
 """The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables")
+NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables", "held_until")
 CASE_TIMER_KEYS = ("name", "after", "delay", "days", "while_in", "notify", "fire", "late")
 CAMPAIGN_TIMER_KEYS = (
     "name",
@@ -44,6 +44,7 @@ CAMPAIGN_TIMER_KEYS = (
     "late",
     "context",
     "every",
+    "label_fr",
 )
 
 
@@ -121,7 +122,14 @@ def parse_notifications(
         if scope not in SCOPES:
             error(f"{path}.scope", f"unknown scope {scope!r} (allowed: {', '.join(SCOPES)})")
         variables = _names(item.get("variables", []), f"{path}.variables", error, "variable")
-        out.append(NotificationSpec(name, to, when, str(scope), variables))
+        held = item.get("held_until")
+        if held is not None:
+            if not isinstance(held, str) or not held:
+                error(f"{path}.held_until", "the name of a campaign timer")
+                held = None
+            elif when is None:
+                error(f"{path}.held_until", "needs when: (the event it holds back)")
+        out.append(NotificationSpec(name, to, when, str(scope), variables, held))
     return tuple(out)
 
 
@@ -210,6 +218,10 @@ def parse_campaign_timers(
             continue
         _keys(item, path, CAMPAIGN_TIMER_KEYS, error)
         names = _names(item.get("name"), f"{path}.name", error, "timer")
+        label = item.get("label_fr")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            error(f"{path}.label_fr", "a French description of what the timer does")
+            label = None
         at = item.get("at")
         base: datetime | None = None
         if at == "window.closed":
@@ -290,6 +302,7 @@ def parse_campaign_timers(
                     dict(context),
                     every,
                     None if at == "window.closed" else str(item.get("time", "00:00")),
+                    label,
                 )
             )
     return tuple(out)

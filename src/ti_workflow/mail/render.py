@@ -8,6 +8,7 @@ rendered once with a sample context: a typo fails before anything is sent.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from jinja2 import (
     TemplateError,
     TemplateNotFound,
     meta,
+    pass_context,
     select_autoescape,
 )
 from markupsafe import Markup, escape
@@ -33,7 +35,17 @@ from ti_workflow.mail.errors import InvalidTemplate
 
 PARTS = ("subject.txt", "txt", "html")
 CASE_VARIABLES = frozenset(
-    {"case", "campaign", "event", "timer", "reason", "decision", "missing_opinions", "params"}
+    {
+        "case",
+        "campaign",
+        "event",
+        "timer",
+        "reason",
+        "decision",
+        "missing_opinions",
+        "opinions",
+        "params",
+    }
 )
 CAMPAIGN_VARIABLES = frozenset({"campaign", "timer", "params", "count", "cases"})
 CAUSES = frozenset({"event", "timer"})
@@ -114,6 +126,114 @@ def de_region(region: Mapping[str, Any] | str) -> str:
     return article + name
 
 
+COUNCILS = {
+    "02": "Collectivité territoriale de Martinique",
+    "03": "Collectivité territoriale de Guyane",
+    "06": "Département de Mayotte",
+    "94": "Collectivité de Corse",
+}
+"""Regions whose council is not a "conseil régional": the collectivity that stands for it."""
+
+
+def _code_name(region: Mapping[str, Any] | str) -> tuple[str, str]:
+    if isinstance(region, str):
+        return "", region
+    return str(region["code"]), str(region["name"])
+
+
+def council(region: Mapping[str, Any] | str) -> str:
+    """The body giving a region's opinion: ``conseil régional d'Auvergne-Rhône-Alpes``,
+    ``Collectivité de Corse``, ``Département de Mayotte``..."""
+    code, _ = _code_name(region)
+    return COUNCILS.get(code) or f"conseil régional {de_region(region)}"
+
+
+def to_councils(regions: Iterable[Mapping[str, Any] | str]) -> str:
+    """"to the council(s)": ``au conseil régional de Bretagne``, ``aux conseils régionaux
+    d'Auvergne-Rhône-Alpes et de Bretagne``, ``au conseil régional de Provence-Alpes-Côte
+    d'Azur et à la Collectivité de Corse``."""
+    regions = list(regions)
+    plain = [de_region(r) for r in regions if _code_name(r)[0] not in COUNCILS]
+    parts = []
+    if len(plain) == 1:
+        parts.append(f"au conseil régional {plain[0]}")
+    elif plain:
+        parts.append(f"aux conseils régionaux {fr_list(plain)}")
+    for r in regions:
+        name = COUNCILS.get(_code_name(r)[0])
+        if name:
+            parts.append(("au " if name.startswith("Département") else "à la ") + name)
+    return fr_list(parts)
+
+
+def fr_regions(regions: Iterable[Mapping[str, Any] | str]) -> str:
+    """``la région Bretagne``, ``les régions Auvergne-Rhône-Alpes et Bretagne``."""
+    names = [_code_name(r)[1] for r in regions]
+    if not names:
+        return ""
+    return f"{'les régions' if len(names) > 1 else 'la région'} {fr_list(names)}"
+
+
+STATE_SERVICES = "services de l'État (SGAR, DREETS)"
+
+
+def body_label(region: Mapping[str, Any], body: str) -> str:
+    """Who gives (or owes) an opinion, in French: the council, or the State services."""
+    if body == "regional_council":
+        return council(region)
+    return f"{STATE_SERVICES} {de_region(region)}"
+
+
+def fr_percent(share: float | int) -> str:
+    """``34 %`` (a share 0.34), with the non-breaking space French puts before ``%``."""
+    value = round(float(share) * 100, 1)
+    return f"{value:g}\u00a0%".replace(".", ",")
+
+
+def fr_programme(name: str) -> str:
+    """The campaign's name under the programme's, said once: ``Territoires d'industrie
+    2023-2027`` as it is, ``Autre`` as ``Territoires d'industrie — Autre``."""
+    if PROGRAMME.lower() in name.lower():
+        return name
+    return f"{PROGRAMME} — {name}"
+
+
+PROGRAMME = "Territoires d'industrie"
+GENERIC_LABEL = "échéance planifiée"
+"""How a mail names a timer whose file gives no ``label_fr``."""
+
+
+def _announced(context: Any, name: str) -> bool:
+    params = context.get("params") or {}
+    return name in (params.get("announced") or [])
+
+
+@pass_context
+def planned(context: Any, name: str) -> str:
+    """A date parameter (or timer context variable) ``name`` as candidates may be told it:
+    ``le 31 octobre 2023`` if the campaign lists it in ``announced``, else only its period,
+    in the FAQ's words: ``fin octobre 2023`` (from the 21st), ``en novembre 2023``."""
+    params = context.get("params") or {}
+    value = params[name] if name in params else context.get(name)
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    if not isinstance(value, date):
+        return ""
+    if _announced(context, name):
+        return f"le {fr_date(value)}"
+    month = f"{MONTHS[value.month - 1]} {value.year}"
+    return f"fin {month}" if value.day >= 21 else f"en {month}"
+
+
+@pass_context
+def is_announced(context: Any, name: str) -> bool:
+    """``{% if "assembly_on" is announced %}``: the campaign lists it in ``announced``."""
+    return _announced(context, name)
+
+
 def fr_list(items: Iterable[Any]) -> str:
     """``A``, ``A et B``, ``A, B et C``. Plain strings give a plain string (escaped, if at
     all, where it is output); if an item is markup, the others are escaped into markup."""
@@ -188,6 +308,13 @@ class Renderer:
         self.env.filters["fr_date"] = fr_date
         self.env.filters["de_region"] = de_region
         self.env.filters["fr_list"] = fr_list
+        self.env.filters["council"] = council
+        self.env.filters["to_councils"] = to_councils
+        self.env.filters["fr_regions"] = fr_regions
+        self.env.filters["fr_percent"] = fr_percent
+        self.env.filters["fr_programme"] = fr_programme
+        self.env.filters["planned"] = planned
+        self.env.tests["announced"] = is_announced
         self._parts: dict[str, tuple[Template, Template, Template]] = {}
 
     def check(
@@ -268,4 +395,10 @@ class Renderer:
             raise InvalidTemplate(
                 [f"{self.directory / notification}.*: does not render: {exc}"]
             ) from None
-        return Rendered(" ".join(subject.split()), text.strip() + "\n", html)
+        return Rendered(_one_line(subject), text.strip() + "\n", html)
+
+
+def _one_line(text: str) -> str:
+    """A subject on one line: runs of ordinary white space become one space; the
+    non-breaking spaces of French typography stay (``str.split`` would drop them)."""
+    return re.sub(r"[ \t\r\n\f\v]+", " ", text).strip()
