@@ -139,15 +139,18 @@ def _renders(engine: Engine) -> Iterator[tuple[str, NotificationSpec, Campaign, 
     event = Event(
         12, 3, "submit", "draft", "submitted", "candidate", "candidate", NOW, {}, {}, "", ""
     )
-    timer = {"name": "regional_review_deadline", "label": "échéance", "due_at": NOW, "late_by": "2 h"}
+    timer = {
+        "name": "regional_review_deadline",
+        "label": "échéance",
+        "due_at": NOW,
+        "late_by": "2 h",
+    }
     for campaign in _campaigns(engine):
         for label, case in CASES.items():
             for spec in specs.values():
                 for cause in sorted(causes.get(spec.name, frozenset({"event", "timer"}))):
                     given = (
-                        replace(event, trigger=spec.when or "submit")
-                        if cause == "event"
-                        else None
+                        replace(event, trigger=spec.when or "submit") if cause == "event" else None
                     )
                     extra: dict[str, Any] = {
                         "count": 1,
@@ -275,7 +278,11 @@ def test_an_announced_date_is_told_as_a_date(engine: Engine) -> None:
     assert "sélection nationale le 31 octobre 2023" in text
     assert "carte des Territoires d'industrie le 14 novembre 2023" in text
     context = composer.case_context(
-        case, announced, None, {"name": "t"}, {"assembly_on": "2023-12-14", "assembly_place": "Lyon"}
+        case,
+        announced,
+        None,
+        {"name": "t"},
+        {"assembly_on": "2023-12-14", "assembly_place": "Lyon"},
     )
     invitation = composer.renderer.render("general_assembly_invitation", context)
     assert "le 14 décembre 2023 à Lyon" in " ".join(invitation.text.split())

@@ -152,8 +152,7 @@ def parse_directory(document: Any, file: str) -> Directory:
         for body, value in bodies.items():
             if body not in BODIES:
                 errors.append(
-                    f"{file}: regions.{code}.{body}: unknown body "
-                    f"(allowed: {', '.join(BODIES)})"
+                    f"{file}: regions.{code}.{body}: unknown body (allowed: {', '.join(BODIES)})"
                 )
                 continue
             target[body] = addresses(value, f"regions.{code}.{body}", pattern=code == "default")

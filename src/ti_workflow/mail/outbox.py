@@ -116,7 +116,9 @@ class Composer:
             "decision": decision,
             "missing_opinions": [
                 self._opinion(region, body, {})
-                for region, body in (m.split("/") for m in missing_opinions(case.regions, case.facts))
+                for region, body in (
+                    m.split("/") for m in missing_opinions(case.regions, case.facts)
+                )
             ],
             "opinions": [
                 self._opinion(region, body, opinion)
@@ -272,8 +274,7 @@ def _public(row: Row[Any]) -> dict[str, Any]:
         "event_seq": m["event_seq"],
         "timer_id": m["timer_id"],
         "to": [
-            f"{r['role']} <{r['address']}>{' (cc)' if r.get('cc') else ''}"
-            for r in m["recipients"]
+            f"{r['role']} <{r['address']}>{' (cc)' if r.get('cc') else ''}" for r in m["recipients"]
         ],
         "subject": m["subject"],
         "status": m["status"],

@@ -149,7 +149,7 @@ def council(region: Mapping[str, Any] | str) -> str:
 
 
 def to_councils(regions: Iterable[Mapping[str, Any] | str]) -> str:
-    """"to the council(s)": ``au conseil régional de Bretagne``, ``aux conseils régionaux
+    """ "to the council(s)": ``au conseil régional de Bretagne``, ``aux conseils régionaux
     d'Auvergne-Rhône-Alpes et de Bretagne``, ``au conseil régional de Provence-Alpes-Côte
     d'Azur et à la Collectivité de Corse``."""
     regions = list(regions)
@@ -219,7 +219,7 @@ def planned(context: Any, name: str) -> str:
         try:
             value = date.fromisoformat(value[:10])
         except ValueError:
-            return value
+            return str(value)  # free text in the campaign file ("début 2024"): as written
     if not isinstance(value, date):
         return ""
     if _announced(context, name):

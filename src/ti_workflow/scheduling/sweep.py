@@ -132,7 +132,9 @@ def _run(
         return "failed", {"error": exc.kind, "message": str(exc)}
 
 
-def _timer_context(row: Row[Any], now: datetime, campaign: Campaign | None = None) -> dict[str, Any]:
+def _timer_context(
+    row: Row[Any], now: datetime, campaign: Campaign | None = None
+) -> dict[str, Any]:
     due = utc(row.due_at)
     labels = {t.name: t.label_fr for t in campaign.timers} if campaign else {}
     return {
