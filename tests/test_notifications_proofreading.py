@@ -211,6 +211,8 @@ def test_every_notification_reads_as_proofread_french(engine: Engine) -> None:
         count += 1
         for part, text in _french_parts(rendered).items():
             errors += [f"{where} {part}: {p}" for p in _problems(text)]
+        if "\n\n--\nDélégation aux Territoires d'industrie (ANCT, DGE)\n" not in rendered.text:
+            errors.append(f"{where} text: the signature is not set apart by a blank line")
         english_lines = ENGLISH_TEXT_LINE.findall(rendered.text)
         if len(english_lines) != 1:
             errors.append(f"{where} text: {len(english_lines)} English lines, not 1")
