@@ -269,3 +269,17 @@ def test_the_escalation_names_the_missing_bodies_in_french(
     )
     assert "(84)" not in text and "state_services" not in text
     assert "conseil régional" not in text.split("avis manquants")[1].split("\n\n")[0]
+
+
+def test_every_campaign_timer_has_a_french_label_its_offsets_share() -> None:
+    """An escalation names a timer by its ``label_fr``, never by ``closing_reminder.J-7``."""
+    from ti_workflow.definitions.campaigns import load_campaign
+
+    campaign = load_campaign(Settings().campaigns_dir / "ti-2023-2027.yaml")
+    labels = {t.name: t.label_fr for t in campaign.timers}
+    assert all(labels.values()), labels
+    assert (
+        labels["closing_reminder.J-7"]
+        == labels["closing_reminder.J-1"]
+        == ("rappel de la clôture du dépôt aux brouillons")
+    )

@@ -239,7 +239,8 @@ def test_case_notifications_shows_what_was_sent_to_whom_within_scope(sqlite_url:
     )
     assert other.exit_code == 1 and "unknown case" in other.stderr
     shown = quick("notifications", "show", str(row["id"]), "--db", sqlite_url)
-    assert "Subject: Accusé de réception de votre candidature « Vallée de l'Arve »" in shown.stdout
+    subject = fr("Subject: Accusé de réception de votre candidature « Vallée de l'Arve »")
+    assert subject in shown.stdout
     assert "Message-ID: " + row["message_id"] in shown.stdout
     assert "--- text/html ---" in shown.stdout and "<p>" in shown.stdout.split("text/html")[1]
     not_failed = quick("notifications", "retry", str(row["id"]), "--db", sqlite_url)

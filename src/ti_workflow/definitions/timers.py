@@ -218,10 +218,12 @@ def parse_campaign_timers(
             continue
         _keys(item, path, CAMPAIGN_TIMER_KEYS, error)
         names = _names(item.get("name"), f"{path}.name", error, "timer")
-        label = item.get("label_fr")
-        if label is not None and (not isinstance(label, str) or not label.strip()):
+        description = item.get("label_fr")
+        if description is not None and (
+            not isinstance(description, str) or not description.strip()
+        ):
             error(f"{path}.label_fr", "a French description of what the timer does")
-            label = None
+            description = None
         at = item.get("at")
         base: datetime | None = None
         if at == "window.closed":
@@ -302,7 +304,7 @@ def parse_campaign_timers(
                     dict(context),
                     every,
                     None if at == "window.closed" else str(item.get("time", "00:00")),
-                    label,
+                    description,
                 )
             )
     return tuple(out)
