@@ -19,8 +19,8 @@ from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.mail.errors import InvalidDirectory
+from ti_workflow.mail.french import council, fr_percent, fr_regions, to_councils
 from ti_workflow.mail.outbox import list_messages
-from ti_workflow.mail.render import council, fr_percent, fr_regions, to_councils
 from ti_workflow.scheduling.install import scheduling_of
 from ti_workflow.scheduling.sweep import sweep
 from ti_workflow.settings import Settings

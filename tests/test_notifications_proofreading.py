@@ -29,8 +29,9 @@ from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.events import Event
 from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.engine import Engine
+from ti_workflow.mail.french import fr_date
 from ti_workflow.mail.outbox import Composer
-from ti_workflow.mail.render import Rendered, fr_date
+from ti_workflow.mail.render import Rendered
 from ti_workflow.scheduling.install import _causes, scheduling_of
 from ti_workflow.settings import Settings
 from ti_workflow.storage.repository import StoredCase

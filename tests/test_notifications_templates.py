@@ -22,8 +22,9 @@ from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
+from ti_workflow.mail.french import REGION_ARTICLES, de_region, fr_list
 from ti_workflow.mail.outbox import list_messages, outbox
-from ti_workflow.mail.render import REGION_ARTICLES, Renderer, de_region, fr_list
+from ti_workflow.mail.render import Renderer
 from ti_workflow.scheduling.install import _causes, _sample, scheduling_of
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read

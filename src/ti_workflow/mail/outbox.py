@@ -25,7 +25,8 @@ from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import missing_opinions
 from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.mail.directory import DREETS, Directory, Recipient, address_problem
-from ti_workflow.mail.render import Renderer, body_label
+from ti_workflow.mail.french import body_label
+from ti_workflow.mail.render import Renderer
 from ti_workflow.mail.tables import OutboxRow
 from ti_workflow.storage.repository import StoredCase, insert_or_ignore, utc
 

@@ -33,8 +33,8 @@ from ti_workflow.errors import (
     TiWorkflowError,
     TransitionNotAllowed,
 )
+from ti_workflow.mail.french import GENERIC_LABEL, fr_duration
 from ti_workflow.mail.outbox import campaign_context, once_key
-from ti_workflow.mail.render import GENERIC_LABEL, fr_duration
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
 from ti_workflow.scheduling.timers import (
