@@ -306,8 +306,12 @@ def test_validate_and_init_refuse_campaign_timers_the_workflows_cannot_run(
         assert old in text
         text = text.replace(old, new)
     campaign.write_text(text)
+    workflow = Path(cli_env["TI_WORKFLOW_WORKFLOWS_DIR"]) / "candidacy.yaml"
     expected = [
         "timers[decision_announcement].actions[0].notify: unknown notification 'labeled'",
+        # FAQ 1.3: a decision taken before the announcement would never be told
+        f"timers[decision_announcement]: {workflow} holds notification 'labelled' until this "
+        "timer, which does not send it (add {notify: labelled, in: [...]} to its actions)",
         "timers[regional_review_deadline].actions[0].fire: unknown trigger 'close'",
         "timers[regional_review_deadline].actions[0].in: unknown state 'review'",
     ]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import COMMITTEE, SYSTEM, candidacy, paris
+from french import fr
 from sched_support import dispatcher, free_port, open_with, settings_for, smtp_sink
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.domain.actors import Actor
@@ -26,6 +27,7 @@ from ti_workflow.storage.database import read
 
 ARA_COUNCIL = "territoires-industrie@auvergnerhonealpes.example.fr"
 ARA_STATE = "sgar-ti@auvergne-rhone-alpes.example.gouv.fr"
+ARA_DREETS = "dreets-ara-ti@dreets.example.gouv.fr"
 NATIONAL = "comite-pilotage@territoires-industrie.example.gouv.fr"
 
 
@@ -123,7 +125,8 @@ def test_partial_refusals_retry_only_the_refused_transient_recipient(
         clock.advance(timedelta(minutes=1))
         assert dispatcher(engine, settings).send_due().sent == 1
         copies = [m.rcpt_tos for m in sink.of("opinion_requested")]
-        assert copies == [[ARA_STATE], [ARA_COUNCIL]]  # each body received it exactly once
+        # each body received it exactly once; the DREETS is copied with the SGAR (FAQ 1.3)
+        assert copies == [[ARA_STATE, ARA_DREETS], [ARA_COUNCIL]]
 
         engine.fire(case_id, "close_regional_review", COMMITTEE)
         sink.handler.refuse = {
@@ -161,7 +164,7 @@ def test_case_history_of_mail_is_visible_to_who_may_see_the_case(
     with read(engine.db) as conn:
         [row] = outbox.list_messages(conn, case_id=case_id)
     assert row["to"] == ["candidate <t0@example.org>"] and row["event_seq"] == 2
-    assert row["subject"] == "Accusé de réception de votre candidature « Territoire 0 »"
+    assert row["subject"] == fr("Accusé de réception de votre candidature « Territoire 0 »")
 
 
 TITLES = [  # long French titles whose subjects fold; the first lost its space before «»

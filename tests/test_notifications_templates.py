@@ -15,14 +15,16 @@ from markupsafe import Markup
 
 import ti_workflow
 from conftest import ARA_1, AUDITOR, CANDIDATE, COMMITTEE, candidacy, paris
+from french import fr, plain
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.mail.directory import parse_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
+from ti_workflow.mail.french import REGION_ARTICLES, de_region, fr_list
 from ti_workflow.mail.outbox import list_messages, outbox
-from ti_workflow.mail.render import REGION_ARTICLES, Renderer, de_region, fr_list
+from ti_workflow.mail.render import Renderer
 from ti_workflow.scheduling.install import _causes, _sample, scheduling_of
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
@@ -48,7 +50,7 @@ def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str
     folder = Settings().notifications_dir
     for part in ("subject.txt", "txt", "html"):
         names = {p.name.removesuffix(f".{part}") for p in folder.glob(f"*.{part}")}
-        names.discard("_layout")
+        names = {n for n in names if not n.startswith("_")}  # partials: _layout, _signature
         assert {n for n in names if "." not in n} == declared, part
     assert len(declared) == 25  # 16 for candidacies, 9 shared by the amendment workflows
 
@@ -110,8 +112,8 @@ def test_html_is_escaped_text_is_not(sqlite_url: str) -> None:
         [listed] = list_messages(conn)
     engine.db.dispose()
     assert "&lt;b&gt;Arve&lt;/b&gt; &amp; Co" in row.body_html and "<b>Arve" not in row.body_html
-    assert "« <b>Arve</b> & Co »" in row.body_text
-    assert listed["subject"] == "Accusé de réception de votre candidature « <b>Arve</b> & Co »"
+    assert fr("« <b>Arve</b> & Co »") in row.body_text
+    assert listed["subject"] == fr("Accusé de réception de votre candidature « <b>Arve</b> & Co »")
 
 
 def _committee_hurries(sqlite_url: str, notification: str, *triggers: str) -> Any:
@@ -134,7 +136,9 @@ def test_a_review_opened_before_the_closing_does_not_say_filing_is_closed(
     """FAQ 1.3: the national committee may send a filed candidacy to regional review
     before 22 September; the candidate is not told that filing is closed."""
     row = _committee_hurries(sqlite_url, "window_closed", "start_regional_review")
-    assert row.subject == "Votre candidature « Vallée de l'Arve » part en avis régional"
+    assert row.subject == fr(
+        "Votre candidature « Vallée de l'Arve » est transmise pour avis d'opportunité"
+    )
     assert "Sans attendre la clôture du dépôt (22 septembre 2023)" in row.body_text
     assert "clos" not in row.body_text.split("(22 septembre 2023)")[1]
     assert "Sans attendre la clôture du dépôt (22 septembre 2023)" in row.body_html
@@ -198,7 +202,7 @@ def test_a_directory_that_leaves_a_region_without_a_body_stops_the_engine(
     text = str(exc.value)
     assert f"{partial}: regions.99: not a region of the reference data" in text
     assert "no state_services address for 01 (Guadeloupe)" in text
-    assert "27 (Bourgogne-Franche-Comté)" in text and "84 (" not in text
+    assert "27 (Bourgogne-Franche-Comté)" in text and "84 (" not in text.split("dreets")[0]
     assert "no regions.default.state_services pattern" in text
 
 
@@ -250,7 +254,7 @@ def test_the_fast_environment_renders_every_notification_as_stock_jinja_does(
     submit = engine.fire(case.id, "submit", CANDIDATE).events[-1]
     composer = scheduling_of(engine).composer
     campaign = engine.catalog.campaign("ti-2023-2027")
-    timer = {"name": "t", "due_at": clock.now(), "late_by": "1 h 05 min", "actions": []}
+    timer = {"name": "t", "label": "échéance", "due_at": clock.now(), "late_by": "1 h 05 min"}
     context = composer.case_context(
         engine.get(case.id, AUDITOR), campaign, submit, timer, {"count": 1, "cases": []}
     )
@@ -384,15 +388,17 @@ def test_every_template_renders_for_a_campaign_without_parameters_or_timers(
     unique = {s.name: s for s in specs}
     composer.renderer.check(unique.values(), [sample], _causes(engine, unique.values()))
     labelled = composer.renderer.render("labelled", sample)
-    assert "au titre de la campagne « Territoires d'industrie 2028 » (FAQ 1.3)" in labelled.text
+    assert fr("au titre de la campagne « Territoires d'industrie 2028 » (FAQ 1.3)") in labelled.text
     requested = composer.renderer.render("opinion_requested", sample)
-    assert "leur avis d'opportunité (FAQ 1.3).\n" in requested.text
+    assert "avec la DREETS (FAQ 1.3). L'avis est attendu.\n" in plain(requested.text)
     opened = composer.renderer.render("window_opened", sample)
     assert "au plus tard le 31 mars 2028 à 23 h 59, heure de Paris" in opened.text
+    assert "au programme Territoires d'industrie 2028 est ouvert" in plain(opened.text)
+    assert "Territoires d'industrie — Territoires" not in opened.html
     with_date = {**sample, "params": {"regional_opinion_due_on": date(2028, 5, 12)}}
     reminder = composer.renderer.render("opinion_reminder", with_date)
     assert "attendu au plus tard le 12 mai 2028 (FAQ 1.3)" in reminder.text
-    assert reminder.subject.startswith("Rappel : avis d'opportunité attendu au plus tard le 12 mai")
+    assert reminder.subject.startswith(fr("Rappel : avis d'opportunité attendu au plus tard le 12"))
     engine.db.dispose()
 
 
@@ -411,6 +417,6 @@ def test_a_review_closed_by_hand_is_not_said_to_have_reached_its_due_date(
     row = _committee_hurries(
         sqlite_url, "escalation", "start_regional_review", "close_regional_review"
     )
-    assert row.subject == "Avis régional clos avant l'échéance : « Vallée de l'Arve »"
+    assert row.subject == fr("Avis régional clos avant l'échéance : « Vallée de l'Arve »")
     assert "a été clos avant son échéance" in row.body_text
     assert "est passée" not in row.body_text and "est passée" not in row.body_html

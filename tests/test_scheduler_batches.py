@@ -159,7 +159,8 @@ def test_a_batched_sweep_writes_exactly_the_rows_of_one_fire_per_case(
     notes = Counter(m["notification"] for m in reference["outbox"])
     assert notes["candidacy_lapsed"] == len(ids["draft"]) == 6
     assert notes["window_closed"] == notes["opinion_requested"] == len(ids["submitted"]) == 6
-    [two_regions] = [m for m in reference["outbox"] if len(m["recipients"]) == 4]
+    # two regions: council and SGAR of each, each SGAR's DREETS copied (FAQ 1.3)
+    [two_regions] = [m for m in reference["outbox"] if len(m["recipients"]) == 6]
     assert two_regions["notification"] == "opinion_requested"
     [completion] = reference["case timers"]
     assert (completion["status"], completion["outcome"]) == (

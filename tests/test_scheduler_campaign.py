@@ -16,6 +16,7 @@ from datetime import datetime
 import pytest
 
 from conftest import COMMITTEE, candidacy, paris
+from french import fr, plain
 from sched_support import Driver, Sink, dispatcher, open_with, settings_for, smtp_sink
 from ti_workflow.audit.verify import verify
 from ti_workflow.clock import SimulatedClock
@@ -36,6 +37,8 @@ ARA_COUNCIL = "territoires-industrie@auvergnerhonealpes.example.fr"
 ARA_STATE = "sgar-ti@auvergne-rhone-alpes.example.gouv.fr"
 BZH_COUNCIL = "territoires-industrie-53@region.example.fr"
 BZH_STATE = "sgar-53@prefecture.example.gouv.fr"
+ARA_DREETS = "dreets-ara-ti@dreets.example.gouv.fr"
+BZH_DREETS = "dreets-53@dreets.example.gouv.fr"  # FAQ 1.3: the SGAR "en lien avec" the DREETS
 
 
 @pytest.fixture
@@ -135,9 +138,9 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
             ("window_closed", "arve@example.org"): 1,
             ("window_closed", "complement@example.org"): 1,
             ("window_closed", "bretagne@example.org"): 1,
-            ("opinion_requested", f"{ARA_STATE},{ARA_COUNCIL}"): 2,  # cases A and C
-            ("opinion_requested", f"{BZH_STATE},{BZH_COUNCIL}"): 1,
-            ("opinion_reminder", BZH_STATE): 1,  # only the missing body
+            ("opinion_requested", f"{ARA_DREETS},{ARA_STATE},{ARA_COUNCIL}"): 2,  # A and C
+            ("opinion_requested", f"{BZH_DREETS},{BZH_STATE},{BZH_COUNCIL}"): 1,
+            ("opinion_reminder", f"{BZH_DREETS},{BZH_STATE}"): 1,  # only the missing body
             ("escalation", NATIONAL): 1,  # D at the due date
             ("labelled", "arve@example.org"): 1,
             ("labelled", "bretagne@example.org"): 1,
@@ -152,22 +155,28 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
     assert decided_mail_count == [sum(expected.values()) - 5]
     [rejected] = sink.of("not_selected")
     assert "Plan d'action sans action industrielle" in rejected.part("plain")
-    assert rejected.subject == "Suite donnée à votre candidature « Territoire à compléter »"
+    assert rejected.subject == fr("Suite donnée à votre candidature « Territoire à compléter »")
     assert "Plan d&#39;action sans action industrielle" in rejected.part("html")
     closed = sink.of("window_closed")[0]
-    assert closed.subject.startswith("Dépôt clos : votre candidature « ")
-    assert "date limite : 22 septembre 2023" in closed.part("plain")
-    assert "sélection nationale le 31 octobre 2023" in closed.part("plain")  # parameters
-    assert "annonce de la carte le 14 novembre 2023" in closed.part("html")
+    assert closed.subject.startswith(fr("Dépôt clos : votre candidature « "))
+    assert "a été clos le 22 septembre 2023" in closed.part("plain")
+    # FAQ 1.3 says "fin octobre" and "en novembre 2023": the dates of the campaign file are
+    # not announced (parameters.announced), so candidates get the FAQ's periods.
+    assert "sélection nationale fin octobre 2023" in plain(closed.part("plain"))
+    assert "carte des Territoires d'industrie en novembre 2023" in " ".join(
+        plain(closed.part("plain")).split()
+    )
+    assert "31 octobre" not in closed.part("html") and "14 novembre" not in closed.part("html")
     [lapsed] = sink.of("candidacy_lapsed")
     assert "22 septembre 2023" in lapsed.part("plain") and "caduque" in lapsed.part("plain")
     [reminder] = sink.of("opinion_reminder")
     assert "Bretagne" in reminder.part("plain") and "services de l'État" in reminder.part("plain")
     assert "conseil régional" not in reminder.part("plain").split("Avis manquants")[1]
     assert "attendu au plus tard le 13 octobre 2023 à 23 h 59" in reminder.part("plain")
-    assert "au plus tard le 13 octobre 2023 à 23 h 59 (« " in reminder.subject
+    assert fr("au plus tard le 13 octobre 2023 à 23 h 59 (« ") in reminder.subject
     invitation = sink.of("general_assembly_invitation")[0]
-    assert "14 décembre 2023" in invitation.part("plain")
+    assert "prévue en décembre 2023" in invitation.part("plain")  # not announced: no day
+    assert "14 décembre" not in invitation.part("plain") and "Paris" not in invitation.part("html")
     # French wording: "d'Auvergne-Rhône-Alpes", a deadline is "au plus tard le", the period of
     # the label comes from the campaign.
     acknowledged = {
@@ -175,9 +184,9 @@ def test_the_whole_2023_campaign_sends_every_expected_mail_once(
         for m in sink.of("submission_acknowledged")
     }
     arve, bretagne = acknowledged["arve@example.org"], acknowledged["bretagne@example.org"]
-    assert "(SGAR, DREETS) d'Auvergne-Rhône-Alpes (FAQ 1.3)" in arve["plain"]
-    assert "(SGAR, DREETS) d&#39;Auvergne-Rhône-Alpes (FAQ 1.3)" in arve["html"]
-    assert "(SGAR, DREETS) de Bretagne (FAQ 1.3)" in bretagne["plain"]
+    assert "au conseil régional d'Auvergne-Rhône-Alpes, ainsi qu'aux" in arve["plain"]
+    assert "au conseil régional d&#39;Auvergne-Rhône-Alpes, ainsi qu'aux" in arve["html"]
+    assert "au conseil régional de Bretagne, ainsi qu'aux services de l'État" in bretagne["plain"]
     [requested, *_] = sink.of("opinion_requested")
     assert "au plus tard le 13 octobre 2023 à 23 h 59." in requested.part("plain")
     for labelled in sink.of("labelled"):

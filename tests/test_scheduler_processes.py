@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, func, inspect, select
 from typer.testing import CliRunner, Result
 
 from conftest import CANDIDATE, COMMITTEE, candidacy, give_all_opinions, paris
+from french import fr
 from sched_support import smtp_sink
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.cli.app import app
@@ -200,12 +201,15 @@ def test_scheduler_run_catches_up_at_once_and_sends(sqlite_url: str, tmp_path: P
         ]
         [escalated] = sink.of("timer_escalated")
         assert "Bretagne Sud" in escalated.part("plain")
-        assert "« Bretagne Sud » (Labellisé)" in escalated.part("plain")  # label_fr, not `labelled`
-        assert "« Bretagne Sud » (Labellisé)" in escalated.part("html")
+        # label_fr of the state, agreeing with "candidature"; not `labelled`
+        assert fr("« Bretagne Sud » (Labellisée)") in escalated.part("plain")
+        assert fr("« Bretagne Sud » (Labellisée)") in escalated.part("html")
         assert escalated.rcpt_tos == ["comite-pilotage@territoires-industrie.example.gouv.fr"]
-        assert "general_assembly_invitation.J+1" in escalated.subject
+        # the timer's label_fr, not its name (general_assembly_invitation.J+1)
+        assert "invitation des territoires labellisés à l'assemblée générale" in escalated.subject
+        assert "general_assembly" not in escalated.subject + escalated.part("plain")
         assert "15 novembre 2023 à 10 h 00" in escalated.part("plain")
-        assert " jours " in escalated.part("plain").split("retard : ")[1].split(")")[0]
+        assert " jours " in escalated.part("plain").split(fr("retard : "))[1].split(")")[0]
     db = create_engine(sqlite_url)
     with db.connect() as conn:
         state = conn.execute(select(repo.cases.c.state).where(repo.cases.c.id == draft)).scalar()
@@ -235,7 +239,8 @@ def test_case_notifications_shows_what_was_sent_to_whom_within_scope(sqlite_url:
     )
     assert other.exit_code == 1 and "unknown case" in other.stderr
     shown = quick("notifications", "show", str(row["id"]), "--db", sqlite_url)
-    assert "Subject: Accusé de réception de votre candidature « Vallée de l'Arve »" in shown.stdout
+    subject = fr("Subject: Accusé de réception de votre candidature « Vallée de l'Arve »")
+    assert subject in shown.stdout
     assert "Message-ID: " + row["message_id"] in shown.stdout
     assert "--- text/html ---" in shown.stdout and "<p>" in shown.stdout.split("text/html")[1]
     not_failed = quick("notifications", "retry", str(row["id"]), "--db", sqlite_url)

@@ -4,6 +4,7 @@ SMTP server on 127.0.0.1; an approved and a refused amendment, each message once
 from __future__ import annotations
 
 from conftest import paris
+from french import fr, plain
 from sched_support import dispatcher, free_port, settings_for, smtp_sink
 from territories_helpers import (
     ANNEMASSE,
@@ -53,7 +54,12 @@ def test_amendment_steps_are_mailed_once_to_the_right_people(sqlite_url: str) ->
             approved_mail = sink.of("amendment_approved")[0]
             recipients = str(approved_mail.message["To"])
             assert TERRITORY_OWNER.email in recipients and recipients.count("@") >= 3
-            assert f"n° {approved}" in approved_mail.message.get_body(("plain",)).get_content()
+            assert fr(f"n° {approved}") in approved_mail.message.get_body(("plain",)).get_content()
+            # FAQ 2.3 (line 140): the refusal says which opinion was unfavourable, and why
+            [refused_mail] = sink.of("amendment_refused")
+            body = " ".join(plain(refused_mail.part("plain")).split())
+            assert "Avis défavorable : - services de l'État (SGAR, DREETS) d'Auvergne" in body
+            assert "d'Auvergne-Rhône-Alpes : vu" in body
             # a second dispatch sends nothing again
             dispatcher(engine, settings).send_due()
             assert len(sink.received) == 7

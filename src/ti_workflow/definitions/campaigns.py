@@ -15,6 +15,9 @@ from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.timers import CampaignTimerSpec
 from ti_workflow.errors import InvalidDefinition
 
+ANNOUNCED = "announced"
+"""Parameter listing the dates (parameters or timer ``context:`` names) announced publicly:
+mails may tell candidates those as dates; the others only as a period (``fin octobre``)."""
 TOP_KEYS = ("campaign", "name", "timezone", "window", "parameters", "timers")
 
 
@@ -54,6 +57,22 @@ def parse_campaign(document: Any, file: str) -> Campaign:
     if not isinstance(parameters, dict):
         error("parameters", "must be a mapping")
         parameters = {}
+    announced = parameters.get(ANNOUNCED, [])
+    if not isinstance(announced, list):
+        error(f"parameters.{ANNOUNCED}", "a list of parameter or timer context names")
+        announced = []
+    given = set(parameters) | {
+        str(k)
+        for t in (document.get("timers") or [])
+        if isinstance(t, dict) and isinstance(t.get("context"), dict)
+        for k in t["context"]
+    }
+    for i, name in enumerate(announced):
+        if name not in given or name == ANNOUNCED:
+            error(
+                f"parameters.{ANNOUNCED}[{i}]",
+                f"{name!r} is no parameter nor timer context variable of this campaign",
+            )
     closes_at = None
     if len(dates) == 2 and not errors:
         closes_at = Campaign("", "", str(zone), dates["opens_on"], dates["closes_on"]).closes_at

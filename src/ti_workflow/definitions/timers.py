@@ -32,7 +32,7 @@ PARAMETER_PREFIX = "parameters."
 PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
 """The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables")
+NOTIFICATION_KEYS = ("name", "when", "to", "scope", "variables", "held_until")
 CASE_TIMER_KEYS = (
     "name",
     "after",
@@ -55,6 +55,7 @@ CAMPAIGN_TIMER_KEYS = (
     "late",
     "context",
     "every",
+    "label_fr",
 )
 
 
@@ -127,7 +128,14 @@ def parse_notifications(
         if scope not in SCOPES:
             error(f"{path}.scope", f"unknown scope {scope!r} (allowed: {', '.join(SCOPES)})")
         variables = _names(item.get("variables", []), f"{path}.variables", error, "variable")
-        out.append(NotificationSpec(name, to, when, str(scope), variables))
+        held = item.get("held_until")
+        if held is not None:
+            if not isinstance(held, str) or not held:
+                error(f"{path}.held_until", "the name of a campaign timer")
+                held = None
+            elif when is None:
+                error(f"{path}.held_until", "needs when: (the event it holds back)")
+        out.append(NotificationSpec(name, to, when, str(scope), variables, held))
     return tuple(out)
 
 
@@ -241,6 +249,12 @@ def parse_campaign_timers(
             continue
         _keys(item, path, CAMPAIGN_TIMER_KEYS, error)
         names = _names(item.get("name"), f"{path}.name", error, "timer")
+        description = item.get("label_fr")
+        if description is not None and (
+            not isinstance(description, str) or not description.strip()
+        ):
+            error(f"{path}.label_fr", "a French description of what the timer does")
+            description = None
         at = item.get("at")
         base: datetime | None = None
         if at == "window.closed":
@@ -321,6 +335,7 @@ def parse_campaign_timers(
                     dict(context),
                     every,
                     None if at == "window.closed" else str(item.get("time", "00:00")),
+                    description,
                 )
             )
     return tuple(out)

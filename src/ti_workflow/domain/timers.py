@@ -84,6 +84,11 @@ class NotificationSpec:
     scope: str = "case"
     variables: tuple[str, ...] = ()
     """Extra template variables the timers that send it must provide (``context:``)."""
+    held_until: str | None = None
+    """A campaign timer: an event (``when:``) before its due instant sends nothing (that
+    timer sends it then); at or after it, the event sends it at once. Either way one
+    message per case (FAQ 1.3: decisions are told at the announcement, or when taken
+    after it)."""
 
 
 @dataclass(frozen=True)
@@ -149,3 +154,5 @@ class CampaignTimerSpec:
     time: str | None = None
     """The local time of day (``HH:MM``) it was declared at: a daily repeat keeps it, even
     after a night where it did not exist (spring DST) and ran an hour later."""
+    label_fr: str | None = field(default=None, compare=False)
+    """What it does, in French, for the mails that name it (an escalation)."""

@@ -19,6 +19,11 @@ from ti_workflow.mail.errors import InvalidDirectory
 
 MAX_ADDRESS = 254
 REGION_KEY = re.compile(r"^\d{2,3}$")
+DREETS = "dreets"
+"""The regional directorate (DREETS; DEETS overseas) the SGAR gives its opinion with (FAQ 1.3,
+"en lien avec les DREETS"): no role of its own, copied on what the State services receive."""
+BODIES = (*REGIONAL_ROLES, DREETS)
+"""What the directory holds per region: the two bodies that give opinions, and the DREETS."""
 
 
 def address_problem(address: object) -> str | None:
@@ -36,9 +41,14 @@ def address_problem(address: object) -> str | None:
 class Recipient:
     role: str
     address: str
+    cc: bool = False
+    """Copied (``Cc:``) rather than addressed (``To:``)."""
 
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "address": self.address}
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"role": self.role, "address": self.address}
+        if self.cc:
+            found["cc"] = True
+        return found
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Directory:
             for code in sorted(self.regions)
             if code not in regions
         ]
-        for body in REGIONAL_ROLES:
+        for body in BODIES:
             if self.default_patterns.get(body):
                 continue
             missing = [
@@ -69,7 +79,7 @@ class Directory:
                 errors.append(
                     f"{self.source}: regions: no {body} address for {', '.join(missing)}, and "
                     f"no regions.default.{body} pattern (every region a case can concern needs "
-                    "both bodies)"
+                    f"an address for each of {', '.join(BODIES)})"
                 )
         return errors
 
@@ -136,14 +146,13 @@ def parse_directory(document: Any, file: str) -> Directory:
             errors.append(f"{file}: regions.{code}: an INSEE region code (84) or 'default'")
             continue
         if not isinstance(bodies, dict):
-            errors.append(f"{file}: regions.{code}: map regional_council/state_services to lists")
+            errors.append(f"{file}: regions.{code}: map {'/'.join(BODIES)} to lists")
             continue
         target: dict[str, tuple[str, ...]] = {}
         for body, value in bodies.items():
-            if body not in REGIONAL_ROLES:
+            if body not in BODIES:
                 errors.append(
-                    f"{file}: regions.{code}.{body}: unknown body "
-                    f"(allowed: {', '.join(REGIONAL_ROLES)})"
+                    f"{file}: regions.{code}.{body}: unknown body (allowed: {', '.join(BODIES)})"
                 )
                 continue
             target[body] = addresses(value, f"regions.{code}.{body}", pattern=code == "default")

@@ -24,7 +24,8 @@ from ti_workflow.domain.events import Event
 from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import missing_opinions
 from ti_workflow.domain.timers import NotificationSpec
-from ti_workflow.mail.directory import Directory, Recipient, address_problem
+from ti_workflow.mail.directory import DREETS, Directory, Recipient, address_problem
+from ti_workflow.mail.french import body_label
 from ti_workflow.mail.render import Renderer
 from ti_workflow.mail.tables import OutboxRow
 from ti_workflow.storage.repository import StoredCase, insert_or_ignore, utc
@@ -71,14 +72,21 @@ class Composer:
                     for body in ("regional_council", "state_services"):
                         if wanted is not None and f"{region}/{body}" not in wanted:
                             continue
-                        addresses = self.directory.regional(region, body)
-                        if not addresses:
-                            problems[f"{body}:{region}"] = "no address in the directory"
-                        found += [Recipient(f"{body}:{region}", a) for a in addresses]
+                        found += self._regional(region, body, problems)
+                        if body == "state_services":  # FAQ 1.3: "en lien avec les DREETS"
+                            found += self._regional(region, DREETS, problems, cc=True)
         unique: dict[str, Recipient] = {}
         for r in found:
             unique.setdefault(r.address, r)
         return list(unique.values()), problems
+
+    def _regional(
+        self, region: str, body: str, problems: dict[str, str], cc: bool = False
+    ) -> list[Recipient]:
+        addresses = self.directory.regional(region, body)
+        if not addresses:
+            problems[f"{body}:{region}"] = "no address in the directory"
+        return [Recipient(f"{body}:{region}", a, cc) for a in addresses]
 
     def case_context(
         self,
@@ -89,14 +97,14 @@ class Composer:
         extra: Mapping[str, Any],
     ) -> dict[str, Any]:
         decision = case.facts.get("decision")
+        regions = {r: {"code": r, "name": self.reference.region_name(r)} for r in case.regions}
+        given = case.facts.get("opinions") or {}
         return {
             "case": {
                 "id": case.id,
                 "title": case.title,
                 "state": case.state,
-                "regions": [
-                    {"code": r, "name": self.reference.region_name(r)} for r in case.regions
-                ],
+                "regions": list(regions.values()),
                 "contact_email": case.data.get("contact_email") or case.owner_email,
             },
             "campaign": campaign_context(campaign),
@@ -108,15 +116,30 @@ class Composer:
             or (decision or {}).get("reason"),
             "decision": decision,
             "missing_opinions": [
-                {
-                    "region": m.split("/")[0],
-                    "region_name": self.reference.region_name(m.split("/")[0]),
-                    "body": m.split("/")[1],
-                }
-                for m in missing_opinions(case.regions, case.facts)
+                self._opinion(region, body, {})
+                for region, body in (
+                    m.split("/") for m in missing_opinions(case.regions, case.facts)
+                )
+            ],
+            "opinions": [
+                self._opinion(region, body, opinion)
+                for region in case.regions
+                for body, opinion in sorted((given.get(region) or {}).items())
             ],
             "params": dict(campaign.parameters),
             **extra,
+        }
+
+    def _opinion(self, region: str, body: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        place = {"code": region, "name": self.reference.region_name(region)}
+        return {
+            "region": region,
+            "region_name": place["name"],
+            "body": body,
+            "label": body_label(place, body),
+            "opinion": given.get("opinion"),
+            "favourable": given.get("opinion") == "favourable",
+            "reasons": given.get("reasons") or "",
         }
 
     def enqueue(
@@ -158,6 +181,12 @@ class Composer:
         return insert_or_ignore(conn, outbox, values)
 
 
+def once_key(spec: NotificationSpec, case: StoredCase) -> str | None:
+    """The dedupe key shared by the event and the timer that may both send a held
+    notification (``held_until``): whichever comes first queues it, the other nothing."""
+    return f"once:{case.id}:{spec.name}" if spec.held_until else None
+
+
 def campaign_context(campaign: Campaign) -> dict[str, Any]:
     return {
         "id": campaign.id,
@@ -185,7 +214,12 @@ def build_message(row: Row[Any] | Mapping[str, Any], mail_from: str) -> EmailMes
     m = row._mapping if isinstance(row, Row) else row
     msg = EmailMessage()
     msg["From"] = mail_from
-    msg["To"] = ", ".join(r["address"] for r in m["recipients"])
+    to = [r["address"] for r in m["recipients"] if not r.get("cc")]
+    cc = [r["address"] for r in m["recipients"] if r.get("cc")]
+    if to:
+        msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
     msg.set_raw("Subject", encoded_subject(m["subject"]))
     msg["Message-ID"] = m["message_id"]
     msg["Date"] = format_datetime(utc(m["created_at"]))
@@ -240,7 +274,9 @@ def _public(row: Row[Any]) -> dict[str, Any]:
         "case_id": m["case_id"],
         "event_seq": m["event_seq"],
         "timer_id": m["timer_id"],
-        "to": [f"{r['role']} <{r['address']}>" for r in m["recipients"]],
+        "to": [
+            f"{r['role']} <{r['address']}>{' (cc)' if r.get('cc') else ''}" for r in m["recipients"]
+        ],
         "subject": m["subject"],
         "status": m["status"],
         "attempts": m["attempts"],

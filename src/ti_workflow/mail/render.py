@@ -8,10 +8,9 @@ rendered once with a sample context: a typo fails before anything is sent.
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,115 +24,39 @@ from jinja2 import (
     meta,
     select_autoescape,
 )
-from markupsafe import Markup, escape
 
-from ti_workflow.clock import PARIS
 from ti_workflow.domain.timers import NotificationSpec
 from ti_workflow.mail.errors import InvalidTemplate
+from ti_workflow.mail.french import (
+    council,
+    de_region,
+    fr_date,
+    fr_list,
+    fr_percent,
+    fr_programme,
+    fr_regions,
+    is_announced,
+    planned,
+    to_councils,
+)
 
 PARTS = ("subject.txt", "txt", "html")
 CASE_VARIABLES = frozenset(
-    {"case", "campaign", "event", "timer", "reason", "decision", "missing_opinions", "params"}
+    {
+        "case",
+        "campaign",
+        "event",
+        "timer",
+        "reason",
+        "decision",
+        "missing_opinions",
+        "opinions",
+        "params",
+    }
 )
 CAMPAIGN_VARIABLES = frozenset({"campaign", "timer", "params", "count", "cases"})
 CAUSES = frozenset({"event", "timer"})
 """What may send a notification: an event (``when:``) or a timer (no ``event`` then)."""
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
-
-def fr_date(value: date | datetime | str | None, with_time: bool = False) -> str:
-    """``22 septembre 2023`` (and ``à 23 h 59`` on request), Paris time."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-        except ValueError:
-            return str(value)  # a free-text value given by a campaign file: shown as written
-    if isinstance(value, datetime):
-        local = value.astimezone(PARIS)
-        text = f"{_day(local.day)} {MONTHS[local.month - 1]} {local.year}"
-        return f"{text} à {local.hour} h {local.minute:02d}" if with_time else text
-    return f"{_day(value.day)} {MONTHS[value.month - 1]} {value.year}"
-
-
-def _day(day: int) -> str:
-    return "1er" if day == 1 else str(day)  # « le 1er juillet »
-
-
-REGION_ARTICLES = {
-    "01": "de ",  # Guadeloupe
-    "02": "de ",  # Martinique
-    "03": "de ",  # Guyane
-    "04": "de ",  # La Réunion (the article is part of the name: « de La Réunion »)
-    "06": "de ",  # Mayotte
-    "11": "d'",  # Île-de-France
-    "24": "du ",  # Centre-Val de Loire
-    "27": "de ",  # Bourgogne-Franche-Comté
-    "28": "de ",  # Normandie
-    "32": "des ",  # Hauts-de-France (h aspiré, plural: « des Hauts-de-France »)
-    "44": "du ",  # Grand Est
-    "52": "des ",  # Pays de la Loire
-    "53": "de ",  # Bretagne
-    "75": "de ",  # Nouvelle-Aquitaine
-    "76": "d'",  # Occitanie
-    "84": "d'",  # Auvergne-Rhône-Alpes
-    "93": "de ",  # Provence-Alpes-Côte d'Azur
-    "94": "de ",  # Corse
-}
-"""How French says "of <region>" for the 18 INSEE 2023 regions, keyed by region code."""
-
-
-def de_region(region: Mapping[str, Any] | str) -> str:
-    """``d'Auvergne-Rhône-Alpes``, ``du Grand Est``, ``des Hauts-de-France``...
-
-    ``region`` is a case's region (``code``, ``name``) or a bare name. A code outside the
-    table (or a bare name) gets ``d'`` before a vowel, ``de`` otherwise.
-    """
-    if isinstance(region, str):
-        code, name = "", region
-    else:
-        code, name = str(region["code"]), str(region["name"])
-    article = REGION_ARTICLES.get(code)
-    if article is None:
-        first = unicodedata.normalize("NFD", name[:1])[:1].lower()
-        article = "d'" if first and first in "aeiouy" else "de "
-    return article + name
-
-
-def fr_list(items: Iterable[Any]) -> str:
-    """``A``, ``A et B``, ``A, B et C``. Plain strings give a plain string (escaped, if at
-    all, where it is output); if an item is markup, the others are escaped into markup."""
-    values = list(items)
-    if any(hasattr(v, "__html__") for v in values):
-        escaped = [escape(v) for v in values]
-        if len(escaped) < 2:
-            return Markup("").join(escaped)
-        return Markup(", ").join(escaped[:-1]) + Markup(" et ") + escaped[-1]
-    texts = [str(v) for v in values]
-    return ", ".join(texts[:-1]) + " et " + texts[-1] if len(texts) > 1 else "".join(texts)
-
-
-def fr_duration(delta: timedelta) -> str:
-    """``3 jours 4 h 05 min``: how late a timer ran, in words an official reads."""
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    text = f"{hours} h {mins:02d} min"
-    return f"{days} jour{'s' if days > 1 else ''} {text}" if days else text
 
 
 def provided(spec: NotificationSpec) -> frozenset[str]:
@@ -188,6 +111,13 @@ class Renderer:
         self.env.filters["fr_date"] = fr_date
         self.env.filters["de_region"] = de_region
         self.env.filters["fr_list"] = fr_list
+        self.env.filters["council"] = council
+        self.env.filters["to_councils"] = to_councils
+        self.env.filters["fr_regions"] = fr_regions
+        self.env.filters["fr_percent"] = fr_percent
+        self.env.filters["fr_programme"] = fr_programme
+        self.env.filters["planned"] = planned
+        self.env.tests["announced"] = is_announced
         self._parts: dict[str, tuple[Template, Template, Template]] = {}
 
     def check(
@@ -268,4 +198,10 @@ class Renderer:
             raise InvalidTemplate(
                 [f"{self.directory / notification}.*: does not render: {exc}"]
             ) from None
-        return Rendered(" ".join(subject.split()), text.strip() + "\n", html)
+        return Rendered(_one_line(subject), text.strip() + "\n", html)
+
+
+def _one_line(text: str) -> str:
+    """A subject on one line: runs of ordinary white space become one space; the
+    non-breaking spaces of French typography stay (``str.split`` would drop them)."""
+    return re.sub(r"[ \t\r\n\f\v]+", " ", text).strip()

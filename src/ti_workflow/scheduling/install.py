@@ -27,7 +27,7 @@ from ti_workflow.engine import Change, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.mail.directory import load_directory
 from ti_workflow.mail.errors import InvalidDirectory, InvalidTemplate
-from ti_workflow.mail.outbox import Composer
+from ti_workflow.mail.outbox import Composer, once_key
 from ti_workflow.mail.render import CAUSES, Renderer
 from ti_workflow.scheduling.jobs import JOBS
 from ti_workflow.scheduling.timers import PENDING_OF_CASE, insert_timer, timers
@@ -194,6 +194,31 @@ def campaign_timer_errors(
                             errors.append(
                                 f"{where}.context: {action.name!r} needs {', '.join(missing)}"
                             )
+        errors += _held_errors(definitions, campaign)
+    return errors
+
+
+def _held_errors(definitions: Mapping[str, Definition], campaign: Campaign) -> list[str]:
+    """A notification held until a campaign timer must be sent by that timer, or the events
+    before its due instant would never be told. No timer of that name in a campaign: nothing
+    holds the notification back there (the event sends it at once)."""
+    errors = []
+    for workflow, definition in definitions.items():
+        for note in workflow_specs(definition)[1]:
+            if note.held_until is None:
+                continue
+            timers = [t for t in campaign.timers if t.name == note.held_until]
+            sends = any(
+                t.workflow == workflow and a.kind == "notify" and a.name == note.name
+                for t in timers
+                for a in t.actions
+            )
+            if timers and not sends:
+                errors.append(
+                    f"{campaign.source}: timers[{note.held_until}]: {definition.source} holds "
+                    f"notification {note.name!r} until this timer, which does not send it "
+                    f"(add {{notify: {note.name}, in: [...]}} to its actions)"
+                )
     return errors
 
 
@@ -206,14 +231,15 @@ def _hook(composer: Composer) -> Any:
         for event in change.events:
             context = None
             for spec in notes:
-                if spec.when == event.trigger:
+                if spec.when == event.trigger and not held(spec, change.campaign, event.at):
                     if context is None:  # the same for every notification of this event
                         context = composer.case_context(case, change.campaign, event, None, {})
                     composer.enqueue(
                         conn,
                         spec,
                         context,
-                        dedupe_key=f"event:{case.id}:{event.seq}:{spec.name}",
+                        dedupe_key=once_key(spec, case)
+                        or f"event:{case.id}:{event.seq}:{spec.name}",
                         now=change.now,
                         case=case,
                         event_seq=event.seq,
@@ -225,6 +251,14 @@ def _hook(composer: Composer) -> Any:
             cancel_case_timers(conn, case.id, case.state, change.now)
 
     return hook
+
+
+def held(spec: NotificationSpec, campaign: Campaign, at: datetime) -> bool:
+    """True if the event at ``at`` must leave this notification to its campaign timer."""
+    if spec.held_until is None:
+        return False
+    due = [t.due for t in campaign.timers if t.name == spec.held_until]
+    return bool(due) and at < min(due)
 
 
 def _start_case_timer(
@@ -296,7 +330,13 @@ def _sample(composer: Composer, campaign: Campaign | None) -> dict[str, Any]:
     event = Event(
         1, 2, "submit", "draft", "submitted", "candidate", "candidate", now, {}, {}, "", ""
     )
-    timer = {"name": "sample", "due_at": now, "late_by": "2 jours 1 h 00 min", "actions": []}
+    timer = {
+        "name": "sample",
+        "label": "échéance d'exemple",
+        "due_at": now,
+        "late_by": "2 jours 1 h 00 min",
+        "actions": [],
+    }
     context = composer.case_context(case, campaign, event, timer, {})
     context.update(
         {

@@ -23,6 +23,7 @@ from sqlalchemy import Row, Select, select
 
 from ti_workflow.definitions.timers import parse_delay
 from ti_workflow.domain.actors import Actor
+from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.timers import Delay
 from ti_workflow.engine import Engine
 from ti_workflow.errors import (
@@ -32,8 +33,8 @@ from ti_workflow.errors import (
     TiWorkflowError,
     TransitionNotAllowed,
 )
-from ti_workflow.mail.outbox import campaign_context
-from ti_workflow.mail.render import fr_duration
+from ti_workflow.mail.french import GENERIC_LABEL, fr_duration
+from ti_workflow.mail.outbox import campaign_context, once_key
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
 from ti_workflow.scheduling.timers import (
@@ -131,10 +132,14 @@ def _run(
         return "failed", {"error": exc.kind, "message": str(exc)}
 
 
-def _timer_context(row: Row[Any], now: datetime) -> dict[str, Any]:
+def _timer_context(
+    row: Row[Any], now: datetime, campaign: Campaign | None = None
+) -> dict[str, Any]:
     due = utc(row.due_at)
+    labels = {t.name: t.label_fr for t in campaign.timers} if campaign else {}
     return {
         "name": row.name,
+        "label": labels.get(row.name) or labels.get(row.name.split(".")[0]) or GENERIC_LABEL,
         "due_at": due,
         "late_by": fr_duration(now - due) if now > due else None,
         "actions": row.action.get("actions", []),
@@ -163,7 +168,7 @@ def _run_case_timer(
         queued = composer.enqueue(
             conn,
             spec,
-            composer.case_context(case, campaign, None, _timer_context(row, now), {}),
+            composer.case_context(case, campaign, None, _timer_context(row, now, campaign), {}),
             dedupe_key=f"timer:{row.id}",
             now=now,
             case=case,
@@ -236,7 +241,7 @@ def _notify_cases(
     composer = sched.composer
     cases = _cases(engine, row, states)
     campaign = engine.catalog.campaign(row.campaign_id)
-    timer = _timer_context(row, now)
+    timer = _timer_context(row, now, campaign)
     extra = dict(row.action.get("context") or {})
     queued = 0
     for start in range(0, len(cases), CHUNK):
@@ -249,7 +254,7 @@ def _notify_cases(
                     conn,
                     spec,
                     context,
-                    dedupe_key=f"timer:{row.id}:{index}:case:{case.id}",
+                    dedupe_key=once_key(spec, case) or f"timer:{row.id}:{index}:case:{case.id}",
                     now=now,
                     case=case,
                     timer_id=row.id,
@@ -279,7 +284,7 @@ def _escalate(
     labels = {s.name: s.label_fr or s.name for s in definition.states}
     context = {
         "campaign": campaign_context(campaign),
-        "timer": _timer_context(row, now),
+        "timer": _timer_context(row, now, campaign),
         "params": dict(campaign.parameters),
         "count": len(cases),
         "cases": [
