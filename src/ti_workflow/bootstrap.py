@@ -13,6 +13,7 @@ from ti_workflow.definitions.campaigns import load_campaign
 from ti_workflow.definitions.loader import load_definitions
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
+from ti_workflow.ds.install import install as install_ds
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.scheduling.install import campaign_timer_errors
@@ -109,6 +110,6 @@ def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
         reference = load_referential(conn)
     catalog = Catalog(definitions, synced.current, campaigns, reference)
     engine = Engine(db, catalog, clock)
-    for install in (install_audit, install_scheduling, install_territories):
+    for install in (install_audit, install_scheduling, install_territories, install_ds):
         install(engine, settings)
     return engine

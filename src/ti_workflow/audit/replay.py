@@ -20,7 +20,7 @@ from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
-from ti_workflow.engine import CONTEXT, CREATE, UPDATE, Catalog
+from ti_workflow.engine import CONTEXT, CREATE, SOURCE, UPDATE, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError
 
 MIGRATE = "migrate"
@@ -340,8 +340,8 @@ class Replayer:
         else:
             annotations = _NONE
         recorded = e.annotations
-        if CONTEXT in recorded:
-            recorded = {k: v for k, v in recorded.items() if k != CONTEXT}
+        if CONTEXT in recorded or SOURCE in recorded:
+            recorded = {k: v for k, v in recorded.items() if k not in (CONTEXT, SOURCE)}
         if self.check and annotations != recorded:
             self._fail(
                 e.seq,
