@@ -49,13 +49,13 @@ class DsClient:
         token: str,
         *,
         timeout: float = 30.0,
-        retries: int = RETRIES,
-        backoff: float = BACKOFF,
+        retries: int | None = None,
+        backoff: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
-        self.retries = retries
-        self.backoff = backoff
+        self.retries = RETRIES if retries is None else retries
+        self.backoff = BACKOFF if backoff is None else backoff
         self.sleep = sleep
         self.http = httpx.Client(
             timeout=timeout,
@@ -92,10 +92,13 @@ class DsClient:
 
     # --- transport ------------------------------------------------------------------
 
-    def _request(self, send: Callable[[], httpx.Response], what: str) -> httpx.Response:
+    def _request(
+        self, send: Callable[[], httpx.Response], what: str, retry: bool = True
+    ) -> httpx.Response:
         """One HTTP exchange with the bounded retries; the response of a 2xx."""
         last = ""
-        for attempt in range(self.retries + 1):
+        retries = self.retries if retry else 0
+        for attempt in range(retries + 1):
             wait = min(self.backoff * 2**attempt, BACKOFF_MAX)
             try:
                 response = send()
@@ -117,17 +120,19 @@ class DsClient:
                     raise DsRefused(f"Démarches Simplifiées answered HTTP {status} for {what}")
                 else:
                     return response
-            if attempt < self.retries:
+            if attempt < retries:
                 self.sleep(wait)
         raise DsUnavailable(
-            f"Démarches Simplifiées unreachable for {what} after {self.retries + 1} attempts "
+            f"Démarches Simplifiées unreachable for {what} after {retries + 1} attempt(s) "
             f"({last}); nothing was lost, run again later"
         )
 
-    def execute(self, name: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """Run operation ``name``; its ``data``. GraphQL errors are refusals."""
+    def execute(self, name: str, variables: dict[str, Any], retry: bool = True) -> dict[str, Any]:
+        """Run operation ``name``; its ``data``. GraphQL errors are refusals. ``retry``:
+        False for a mutation (DS may have applied one whose answer was lost: the caller
+        reads the dossier again before trying anew)."""
         body = {"query": operation(name), "variables": variables}
-        response = self._request(lambda: self.http.post(self.url, json=body), name)
+        response = self._request(lambda: self.http.post(self.url, json=body), name, retry)
         try:
             document = response.json()
         except ValueError:
@@ -161,7 +166,7 @@ class DsClient:
     # --- operations -----------------------------------------------------------------
 
     def revision(self, procedure: int) -> dict[str, Any]:
-        return _demarche(self.execute("demarche_revision", {"number": procedure}), procedure)
+        return self._demarche("demarche_revision", {"number": procedure}, procedure)
 
     def dossiers(
         self, procedure: int, since: str | None, after: str | None = None
@@ -186,14 +191,31 @@ class DsClient:
         after: str | None,
     ) -> Iterator[tuple[list[dict[str, Any]], str | None, bool]]:
         while True:
-            variables = {"number": procedure, "first": PAGE_SIZE, "after": after, since_name: since}
-            page = _demarche(self.execute(name, variables), procedure)[field]
+            size = PAGE_SIZE
+            variables = {"number": procedure, "first": size, "after": after, since_name: since}
+            page = self._demarche(name, variables, procedure)[field]
             info = page["pageInfo"]
             nodes = [n for n in page.get("nodes") or [] if n]
             yield nodes, info.get("endCursor"), bool(info["hasNextPage"])
             if not info["hasNextPage"] or not info.get("endCursor"):
                 return
             after = info["endCursor"]
+
+    def _demarche(self, name: str, variables: dict[str, Any], procedure: int) -> dict[str, Any]:
+        hint = (
+            f"check TI_WORKFLOW_DS_PROCEDURE (procedure n° {procedure}) and that the token's "
+            "administrateur or instructeur has access to it"
+        )
+        try:
+            data = self.execute(name, variables)
+        except DsRefused as exc:
+            if "HTTP" in str(exc) or "token" in str(exc):
+                raise
+            raise DsRefused(f"{exc}: {hint}") from None
+        demarche = data.get("demarche")
+        if not demarche:
+            raise DsRefused(f"Démarches Simplifiées sent no procedure n° {procedure}: {hint}")
+        return dict(demarche)
 
     def dossier_state(self, number: int) -> dict[str, Any]:
         data = self.execute("dossier_state", {"number": number})
@@ -203,7 +225,7 @@ class DsClient:
 
     def mutate(self, name: str, field: str, values: dict[str, Any]) -> dict[str, Any]:
         """A mutation's payload; its ``errors`` (DS's ValidationError) left to the caller."""
-        payload = self.execute(name, {"input": values}).get(field)
+        payload = self.execute(name, {"input": values}, retry=False).get(field)
         return dict(payload or {})
 
 
@@ -212,13 +234,3 @@ def _retry_after(response: httpx.Response) -> float:
         return float(response.headers.get("Retry-After", "0"))
     except ValueError:
         return 0.0
-
-
-def _demarche(data: dict[str, Any], procedure: int) -> dict[str, Any]:
-    demarche = data.get("demarche")
-    if not demarche:
-        raise DsRefused(
-            f"Démarches Simplifiées knows no procedure n° {procedure} for this token: check "
-            "TI_WORKFLOW_DS_PROCEDURE"
-        )
-    return dict(demarche)

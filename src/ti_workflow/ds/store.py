@@ -77,7 +77,7 @@ def save_link(conn: Connection, number: int, values: dict[str, Any]) -> None:
     if conn.execute(select(dossiers.c.number).where(dossiers.c.number == number)).first():
         conn.execute(update(dossiers).where(dossiers.c.number == number).values(**values))
     else:
-        conn.execute(insert(dossiers).values(number=number, problems=[], **values))
+        conn.execute(insert(dossiers).values(**{"number": number, "problems": [], **values}))
 
 
 def sync_row(conn: Connection, procedure: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ti_workflow.clock import SimulatedClock
+from ti_workflow.clock import SimulatedClock, as_utc
 from ti_workflow.domain.actors import AUDITOR, CANDIDATE, EMAIL_RE, Actor
 from ti_workflow.domain.candidacy import normalise, parse_candidacy
 from ti_workflow.ds import store
@@ -55,7 +55,8 @@ def engine_at(engine: Engine, instant: datetime) -> Engine:
 
 
 def instant(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """A DS ISO 8601 instant, in UTC (as stored: SQLite keeps no offset)."""
+    return None if not text else as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 @dataclass
@@ -277,7 +278,7 @@ class Syncer:
             "ds": {
                 "procedure": self.procedure,
                 "dossier": number,
-                "deleted_at": deleted.isoformat(),
+                "date_supression": node["dateSupression"],
                 "reason": node.get("reason"),
                 "imported_at": self.engine.clock.now().isoformat(),
             }
