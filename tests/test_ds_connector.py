@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 
 from conftest import AUDITOR, COMMITTEE, SYSTEM, give_all_opinions, paris
 from ds_fake.builder import MAPPING, PDF, champs, descriptors, replace_text
-from ds_fake.server import SCHEMA, Dossier, Fault, FakeDs
+from ds_fake.server import SCHEMA, Dossier, FakeDs, Fault
 from ti_workflow.audit.verify import verify
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.clock import SimulatedClock

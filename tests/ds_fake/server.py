@@ -150,7 +150,10 @@ class FakeDs:
         }
 
     def _page(
-        self, items: list[tuple[tuple[str, int], dict[str, Any]]], first: int | None, after: str | None
+        self,
+        items: list[tuple[tuple[str, int], dict[str, Any]]],
+        first: int | None,
+        after: str | None,
     ) -> dict[str, Any]:
         items.sort(key=lambda kv: kv[0])
         if after:
@@ -227,7 +230,7 @@ class FakeDs:
         return next((d for d in self.dossiers.values() if d.id == dossier_id), None)
 
     def _mutation(self, name: str) -> Callable[..., dict[str, Any]]:
-        def resolve(_root: Any, _info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        def resolve(_root: Any, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
             d = self._by_id(input["dossierId"])
             if d is None:
                 return {"errors": [{"message": "Dossier not found"}]}

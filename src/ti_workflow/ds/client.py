@@ -62,6 +62,10 @@ class DsClient:
             headers={"Authorization": f"Bearer {token}", "User-Agent": "ti-workflow"},
             follow_redirects=True,
         )
+        # The file URLs are pre-signed: the API token is never sent to the storage host.
+        self.files = httpx.Client(
+            timeout=timeout, headers={"User-Agent": "ti-workflow"}, follow_redirects=True
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DsClient:
@@ -83,6 +87,7 @@ class DsClient:
 
     def close(self) -> None:
         self.http.close()
+        self.files.close()
 
     def __enter__(self) -> DsClient:
         return self
@@ -151,11 +156,7 @@ class DsClient:
         if size > MAX_FILE_BYTES:
             raise DsRefused(f"file {name!r} is {size} bytes, more than the 10 MiB accepted")
 
-        def get() -> httpx.Response:
-            # The file URLs are pre-signed: the API token is not sent to the storage host.
-            return httpx.get(url, timeout=self.http.timeout, follow_redirects=True)
-
-        data = self._request(get, f"file {name!r}").content
+        data = self._request(lambda: self.files.get(url), f"file {name!r}").content
         if len(data) != size or md5_base64(data) != checksum:
             raise DsUnavailable(
                 f"file {name!r} arrived damaged ({len(data)} bytes, checksum "

@@ -164,7 +164,9 @@ def _field(raw: Any, where: str, errors: list[str], block: str | None) -> FieldM
         errors.append(f"{where}.to: {to!r} is not one of {', '.join(targets)}")
         return None
     if kind not in allowed:
-        errors.append(f"{where}.type: {to!r} takes a {' or '.join(allowed)} field, not {kind!r}")
+        errors.append(
+            f"{where}.type: {to!r} takes a field of type {' or '.join(allowed)}, not {kind!r}"
+        )
         return None
     values: dict[str, str] = {}
     if kind == "DropDownList":

@@ -36,7 +36,7 @@ from ti_workflow.ds.errors import DsError, MappingError
 from ti_workflow.ds.mapping import Attachment, DsMapping, candidacy_data
 from ti_workflow.engine import Engine
 from ti_workflow.errors import GuardRefused, InvalidData, TiWorkflowError
-from ti_workflow.storage.database import transaction
+from ti_workflow.storage.database import read, transaction
 from ti_workflow.storage.repository import StoredCase
 
 SKEW = timedelta(minutes=5)
@@ -171,7 +171,7 @@ class Syncer:
         number, state = int(d["number"]), str(d["state"])
         modified = instant(d["dateDerniereModification"])
         assert modified is not None
-        with transaction(self.engine.db) as conn:
+        with read(self.engine.db) as conn:
             link = store.link_of_dossier(conn, number)
         if link and link.modified_at == modified and link.state == state:
             report.unchanged += 1
@@ -270,7 +270,7 @@ class Syncer:
         number = int(node["number"])
         deleted = instant(node["dateSupression"])
         assert deleted is not None
-        with transaction(self.engine.db) as conn:
+        with read(self.engine.db) as conn:
             link = store.link_of_dossier(conn, number)
         if link is None or link.deleted_at is not None:
             return
