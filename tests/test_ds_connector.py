@@ -9,6 +9,7 @@ Démarches simplifiées" when the map is announced.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,8 +72,10 @@ def ds_settings(url: str, fake: FakeDs, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def open_connector(url: str, fake: FakeDs, clock: SimulatedClock, **overrides: Any) -> Connector:
-    engine = open_engine(ds_settings(url, fake, **overrides), clock)
+def open_connector(
+    url: str, fake: FakeDs, clock: SimulatedClock, files: Path, **overrides: Any
+) -> Connector:
+    engine = open_engine(ds_settings(url, fake, files_dir=files, **overrides), clock)
     with engine.db.begin() as conn:  # PostgreSQL's database is shared by the session's tests
         for table in (store.ds_outbox, store.dossiers, store.sync_state):
             conn.execute(delete(table))
@@ -80,8 +83,10 @@ def open_connector(url: str, fake: FakeDs, clock: SimulatedClock, **overrides: A
 
 
 @pytest.fixture
-def connector(sqlite_url: str, fake: FakeDs, clock: SimulatedClock) -> Iterator[Connector]:
-    found = open_connector(sqlite_url, fake, clock)
+def connector(
+    sqlite_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
+) -> Iterator[Connector]:
+    found = open_connector(sqlite_url, fake, clock, tmp_path / "files")
     yield found
     found.engine.db.dispose()
 
@@ -145,10 +150,11 @@ def test_200_dossiers_over_several_pages_become_200_filed_cases_once(
     fake: FakeDs,
     clock: SimulatedClock,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     url = str(request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url"))
     monkeypatch.setattr(ds_client, "PAGE_SIZE", 70)
-    connector = open_connector(url, fake, clock)
+    connector = open_connector(url, fake, clock, tmp_path / "files")
     engine = connector.engine
     try:
         start = paris("2023-07-01T09:00:00")
@@ -327,10 +333,10 @@ def test_an_outage_in_the_middle_of_a_sync_resumes_without_loss_or_duplicate(
 
 
 def test_a_refused_token_is_a_clear_error_and_changes_nothing(
-    sqlite_url: str, fake: FakeDs, clock: SimulatedClock
+    sqlite_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
 ) -> None:
     file_dossier(fake, 1, paris("2023-07-01T10:00:00"))
-    connector = open_connector(sqlite_url, fake, clock, ds_token="expired")
+    connector = open_connector(sqlite_url, fake, clock, tmp_path, ds_token="expired")
     try:
         with pytest.raises(DsRefused, match=r"refused the token \(401\).*TI_WORKFLOW_DS_TOKEN"):
             connector.sync()
@@ -341,9 +347,9 @@ def test_a_refused_token_is_a_clear_error_and_changes_nothing(
 
 
 def test_a_wrong_procedure_number_is_named(
-    sqlite_url: str, fake: FakeDs, clock: SimulatedClock
+    sqlite_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
 ) -> None:
-    connector = open_connector(sqlite_url, fake, clock, ds_procedure=99)
+    connector = open_connector(sqlite_url, fake, clock, tmp_path, ds_procedure=99)
     try:
         with pytest.raises(DsRefused, match=r"procedure n° 99"):
             connector.sync()
@@ -363,6 +369,24 @@ def test_a_damaged_letter_stops_the_run_before_its_dossier_is_imported(
     fake.files[key] = PDF
     assert connector.sync().created == 1
     assert dossier.number in links(connector.engine)
+
+
+def test_letters_are_stored_with_their_checked_content_and_a_non_pdf_is_refused(
+    connector: Connector, fake: FakeDs
+) -> None:
+    """FAQ 4.5: the signed letters of intent; each PDF is kept, its SHA-256 in the event."""
+    file_dossier(fake, 33, paris("2023-07-01T10:00:00"))
+    file_dossier(fake, 34, paris("2023-07-01T11:00:00"), letter=b"PK\x03\x04 not a pdf")
+    report = connector.sync()
+    assert report.created == 1
+    found = links(connector.engine)
+    case = connector.engine.get(found[33].case_id or 0, AUDITOR)
+    [letter] = case.data["letters_of_intent"]
+    assert letter["file"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert letter["file"]["name"] == "lettre-1.pdf"
+    assert connector.engine.files.path(letter["file"]["sha256"]).read_bytes() == PDF
+    assert found[34].case_id is None
+    assert found[34].problems[0]["kind"] == "file_refused"
 
 
 # --- back to DS --------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class Settings:
     ds_timeout: float = 30.0
     ds_mapping_file: Path | None = None
     """The procedure's field mapping (YAML); default: ``<workflows_dir>/ds/ti-2023-2027.yaml``."""
+    files_dir: Path | None = None
+    """Uploaded documents (``TI_WORKFLOW_FILES_DIR``); default: :func:`default_files_dir`."""
 
     @property
     def campaigns_dir(self) -> Path:
@@ -60,6 +62,11 @@ class Settings:
     @property
     def ds_mapping_path(self) -> Path:
         return self.ds_mapping_file or self.workflows_dir / "ds" / "ti-2023-2027.yaml"
+
+    @property
+    def files_root(self) -> Path:
+        """Where uploaded documents are stored: ``files_dir``, else beside the database."""
+        return self.files_dir or default_files_dir(self.db_url)
 
     @property
     def directory_path(self) -> Path:
@@ -96,6 +103,9 @@ class Settings:
             ds_mapping_file=Path(env["TI_WORKFLOW_DS_MAPPING"])
             if env.get("TI_WORKFLOW_DS_MAPPING")
             else None,
+            files_dir=Path(env["TI_WORKFLOW_FILES_DIR"])
+            if env.get("TI_WORKFLOW_FILES_DIR")
+            else None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
@@ -105,6 +115,20 @@ class Settings:
 
     def campaign_files(self) -> list[Path]:
         return sorted(self.campaigns_dir.glob("*.yaml"))
+
+
+def default_files_dir(db_url: str) -> Path:
+    """``<db stem>-files/`` beside a SQLite file; ``./ti_workflow_files`` otherwise.
+
+    A PostgreSQL deployment with several machines must set ``TI_WORKFLOW_FILES_DIR`` to a
+    directory they all share (see docs/files.md); the default suits one machine.
+    """
+    if db_url.startswith("sqlite"):
+        path = db_url.split(":///", 1)[1].split("?", 1)[0] if ":///" in db_url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            db = Path(path)
+            return db.with_name(f"{db.stem}-files")
+    return Path("ti_workflow_files")
 
 
 def _int(env: os._Environ[str], name: str, default: int, maximum: int | None = None) -> int:

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from files_support import minimal_pdf
 from ti_workflow.ds.mapping import DsMapping, FieldMap, load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +18,7 @@ MAPPING_FILE = ROOT / "workflows" / "ds" / "ti-2023-2027.yaml"
 MAPPING = load_mapping(MAPPING_FILE)
 _IDS = itertools.count(1)
 
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PDF = minimal_pdf()
 
 
 def by_target(mapping: DsMapping = MAPPING) -> dict[str, FieldMap]:
@@ -162,6 +163,7 @@ def champs(
         ("M. Industriel", "Industriel", "Décolletage SA"),
     ),
     letters: Sequence[tuple[str, str]] = (("Mme Élue", "CC Faucigny-Glières"),),
+    letter: bytes = PDF,
     actions: Sequence[tuple[str, str]] = (("Campus des métiers", "Compétences"),),
 ) -> list[dict[str, Any]]:
     """The champs of a complete, valid candidacy (as ``conftest.candidacy()``)."""
@@ -190,7 +192,7 @@ def champs(
                     text("letters_of_intent.signatory", who),
                     text("letters_of_intent.organisation", org),
                     day("letters_of_intent.date", date(2023, 7, 1)),
-                    files("letters_of_intent.file", [add_file(PDF, f"lettre-{i + 1}.pdf")]),
+                    files("letters_of_intent.file", [add_file(letter, f"lettre-{i + 1}.pdf")]),
                 ]
                 for i, (who, org) in enumerate(letters)
             ],

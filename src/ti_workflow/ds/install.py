@@ -35,8 +35,7 @@ class Connector:
 
     def sync(self, since: Any = None) -> SyncReport:
         with self.client() as client:
-            store_file = _file_store(self.engine)
-            return Syncer(self.engine, client, self.mapping, self.procedure, store_file).run(since)
+            return Syncer(self.engine, client, self.mapping, self.procedure).run(since)
 
     def push(self, limit: int = 200) -> PushReport:
         instructeur = self.settings.ds_instructeur_id
@@ -83,17 +82,6 @@ def install(engine: Engine, settings: Settings) -> None:
         raise MappingError(errors)
     engine.hooks.append(hook(mapping))
     _INSTALLED[engine] = Connector(engine, settings, mapping)
-
-
-def _file_store(engine: Engine) -> Any:
-    files = getattr(engine, "files", None)
-    if files is None:
-        return None
-
-    def put(data: bytes, name: str) -> Any:
-        return files.put(data, name=name).as_ref()
-
-    return put
 
 
 @register_job("ds_sync")

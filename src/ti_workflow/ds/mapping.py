@@ -254,7 +254,12 @@ def _rows(to: str, rows: list[dict[str, Any]], attachments: list[Attachment]) ->
         return rows
     letters = []
     for i, r in enumerate(rows):
-        for file in r.pop("file", None) or []:
+        found = r.pop("file", None) or []
+        if len(found) > 1:
+            raise MappingError(
+                [f"letter of intent n° {i + 1} has {len(found)} files: one signed PDF per letter"]
+            )
+        for file in found:
             attachments.append(
                 Attachment(
                     letter=i,
@@ -265,7 +270,7 @@ def _rows(to: str, rows: list[dict[str, Any]], attachments: list[Attachment]) ->
                     url=str(file["url"]),
                 )
             )
-        letters.append({k: v for k, v in r.items() if v is not None or k != "date"})
+        letters.append(r)
     return letters
 
 

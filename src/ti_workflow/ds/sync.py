@@ -36,6 +36,7 @@ from ti_workflow.ds.errors import DsError, MappingError
 from ti_workflow.ds.mapping import Attachment, DsMapping, candidacy_data
 from ti_workflow.engine import Engine
 from ti_workflow.errors import GuardRefused, InvalidData, TiWorkflowError
+from ti_workflow.files.errors import FileRefused
 from ti_workflow.storage.database import read, transaction
 from ti_workflow.storage.repository import StoredCase
 
@@ -94,14 +95,11 @@ class Syncer:
         client: DsClient,
         mapping: DsMapping,
         procedure: int,
-        store_file: Any = None,
     ) -> None:
         self.engine = engine
         self.client = client
         self.mapping = mapping
         self.procedure = procedure
-        self.store_file = store_file
-        """``(data, name) -> dict`` storing a letter's file (the file store), or None."""
 
     # --- the run ----------------------------------------------------------------------
 
@@ -189,6 +187,9 @@ class Syncer:
             clean = normalise(parse_candidacy(data))
         except (MappingError, InvalidData) as exc:
             self._problem(d, [_data_problem(exc)], report)
+            return
+        except FileRefused as exc:
+            self._problem(d, [{"kind": exc.kind, "message": str(exc)}], report)
             return
         if case is None:
             owner = str((d.get("usager") or {}).get("email") or "").strip().lower()
@@ -312,13 +313,13 @@ class Syncer:
         }
 
     def _with_files(self, data: dict[str, Any], attachments: list[Attachment]) -> dict[str, Any]:
-        """Each letter's file fetched and checked (size, MD5); stored when a file store is
-        given, its reference then kept in ``letters_of_intent[i].file``."""
+        """Each letter's PDF fetched, checked against DS's size and MD5, and put in the file
+        store (refused there if it is no PDF or over 10 MiB); its reference is kept in
+        ``letters_of_intent[i].file``, so the hash-chained event covers its content."""
         letters = data.get("letters_of_intent") or []
         for a in attachments:
             blob = self.client.download(a.url, a.checksum, a.size, a.filename)
-            if self.store_file is not None and a.letter < len(letters):
-                letters[a.letter]["file"] = self.store_file(blob, a.filename)
+            letters[a.letter]["file"] = self.engine.files.put(blob, name=a.filename).as_ref()
         return data
 
     def _applied(
