@@ -84,9 +84,10 @@ def open_connector(
 
 @pytest.fixture
 def connector(
-    sqlite_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
+    db_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
 ) -> Iterator[Connector]:
-    found = open_connector(sqlite_url, fake, clock, tmp_path / "files")
+    """The connector on SQLite and on PostgreSQL (its tables hold the sync state)."""
+    found = open_connector(db_url, fake, clock, tmp_path / "files")
     yield found
     found.engine.db.dispose()
 
@@ -491,6 +492,39 @@ def test_a_decision_ds_cannot_take_fails_with_ds_words(
     report = connector.push()
     assert report.failed == 1 and "sans_suite on DS" in report.errors[0]
     assert [a for a in fake.applied if a[0] == "dossierAccepter"] == []
+
+
+def test_the_subset_schema_agrees_with_ds_published_schema() -> None:
+    """Every type, field, argument and enum value of the subset has the same type in DS's
+    ``app/graphql/schema.graphql`` (set TI_WORKFLOW_DS_SCHEMA to a copy of it)."""
+    import os
+
+    from graphql import GraphQLEnumType, build_schema
+
+    path = os.environ.get("TI_WORKFLOW_DS_SCHEMA")
+    if not path:
+        pytest.skip("TI_WORKFLOW_DS_SCHEMA is not set (a copy of DS's schema.graphql)")
+    real = build_schema(Path(path).read_text(encoding="utf-8"))
+    problems = []
+    for name, mine in SCHEMA.type_map.items():
+        if name.startswith("__"):
+            continue
+        theirs = real.type_map.get(name)
+        if theirs is None or type(theirs) is not type(mine):
+            problems.append(f"type {name}")
+            continue
+        if isinstance(mine, GraphQLEnumType):
+            problems += [f"{name}.{v}" for v in mine.values if v not in theirs.values]  # type: ignore[attr-defined]
+            continue
+        for field_name, f in getattr(mine, "fields", {}).items():
+            other = theirs.fields.get(field_name)  # type: ignore[attr-defined]
+            if other is None or str(other.type) != str(f.type):
+                problems.append(f"{name}.{field_name}: {f.type}")
+                continue
+            for arg, a in getattr(f, "args", {}).items():
+                if arg not in other.args or str(other.args[arg].type) != str(a.type):
+                    problems.append(f"{name}.{field_name}({arg})")
+    assert problems == []
 
 
 def test_the_scheduler_job_syncs(connector: Connector, fake: FakeDs, clock: SimulatedClock) -> None:
