@@ -494,6 +494,18 @@ def test_a_decision_ds_cannot_take_fails_with_ds_words(
     assert [a for a in fake.applied if a[0] == "dossierAccepter"] == []
 
 
+def test_a_dossier_deleted_on_ds_fails_its_row_alone(
+    connector: Connector, fake: FakeDs, clock: SimulatedClock
+) -> None:
+    national_review(connector, fake, [91, 92])
+    fake.delete(91, paris("2023-10-01T09:00:00"))
+    clock.set(paris("2023-10-01T10:00:00"))
+    report = connector.push()
+    assert (report.sent, report.failed) == (1, 1)
+    assert "Dossier not found" in report.errors[0]
+    assert fake.dossiers[92].state == "en_instruction"
+
+
 def test_the_subset_schema_agrees_with_ds_published_schema() -> None:
     """Every type, field, argument and enum value of the subset has the same type in DS's
     ``app/graphql/schema.graphql`` (set TI_WORKFLOW_DS_SCHEMA to a copy of it)."""

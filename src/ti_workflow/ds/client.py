@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ti_workflow.ds.errors import DsNotConfigured, DsRefused, DsUnavailable
+from ti_workflow.ds.errors import DsNotConfigured, DsQueryRefused, DsRefused, DsUnavailable
 from ti_workflow.settings import Settings
 
 RETRIES = 4
@@ -145,7 +145,7 @@ class DsClient:
         errors = document.get("errors") or []
         if errors:
             messages = "; ".join(str(e.get("message", e)) for e in errors)
-            raise DsRefused(f"Démarches Simplifiées refused {name}: {messages}")
+            raise DsQueryRefused(f"Démarches Simplifiées refused {name}: {messages}")
         data = document.get("data")
         if not isinstance(data, dict):
             raise DsUnavailable(f"Démarches Simplifiées sent no data for {name}")
@@ -209,9 +209,7 @@ class DsClient:
         )
         try:
             data = self.execute(name, variables)
-        except DsRefused as exc:
-            if "HTTP" in str(exc) or "token" in str(exc):
-                raise
+        except DsQueryRefused as exc:
             raise DsRefused(f"{exc}: {hint}") from None
         demarche = data.get("demarche")
         if not demarche:
@@ -221,7 +219,7 @@ class DsClient:
     def dossier_state(self, number: int) -> dict[str, Any]:
         data = self.execute("dossier_state", {"number": number})
         if not data.get("dossier"):
-            raise DsRefused(f"Démarches Simplifiées knows no dossier n° {number}")
+            raise DsQueryRefused(f"Démarches Simplifiées knows no dossier n° {number}")
         return dict(data["dossier"])
 
     def mutate(self, name: str, field: str, values: dict[str, Any]) -> dict[str, Any]:

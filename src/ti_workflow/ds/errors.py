@@ -29,6 +29,13 @@ class DsRefused(DsError):
     kind = "ds_refused"
 
 
+class DsQueryRefused(DsRefused):
+    """DS answered with GraphQL errors (an unknown procedure or dossier...): about this
+    request only, not the connection."""
+
+    kind = "ds_query_refused"
+
+
 class MappingError(DsError):
     """The mapping file is wrong, or a dossier's value does not fit it."""
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, Row, and_, or_, select, update
 from ti_workflow.clock import Clock
 from ti_workflow.ds import store
 from ti_workflow.ds.client import DsClient
-from ti_workflow.ds.errors import DsRefused, DsUnavailable
+from ti_workflow.ds.errors import DsQueryRefused, DsRefused, DsUnavailable
 from ti_workflow.storage.database import is_sqlite
 
 LEASE = timedelta(minutes=5)
@@ -108,7 +108,7 @@ class Pusher:
                 for waiting in rows[index:]:
                     self._retry(waiting, str(exc), report, counted=waiting is row)
                 raise
-            except Permanent as exc:
+            except (Permanent, DsQueryRefused) as exc:  # this row only (e.g. a deleted dossier)
                 self._record(
                     row.id, status="failed", last_error=str(exc), attempts=row.attempts + 1
                 )

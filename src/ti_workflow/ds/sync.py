@@ -163,7 +163,7 @@ class Syncer:
         except DsError:
             raise  # DS itself failed (outage, token): the run stops, resumable
         except TiWorkflowError as exc:  # this dossier only: recorded, the run goes on
-            self._problem(node, [{"kind": exc.kind, "message": str(exc)}], report)
+            self._applied(node, [{"kind": exc.kind, "message": str(exc)}], report)
 
     def _apply(self, d: dict[str, Any], report: SyncReport) -> None:
         number, state = int(d["number"]), str(d["state"])
@@ -186,16 +186,16 @@ class Syncer:
             data = self._with_files(data, attachments)
             clean = normalise(parse_candidacy(data))
         except (MappingError, InvalidData) as exc:
-            self._problem(d, [_data_problem(exc)], report)
+            self._applied(d, [_data_problem(exc)], report)
             return
         except FileRefused as exc:
-            self._problem(d, [{"kind": exc.kind, "message": str(exc)}], report)
+            self._applied(d, [{"kind": exc.kind, "message": str(exc)}], report)
             return
         if case is None:
             owner = str((d.get("usager") or {}).get("email") or "").strip().lower()
             if not EMAIL_RE.match(owner):
                 problem = {"kind": "usager", "message": f"usager e-mail {owner!r} is not valid"}
-                self._problem(d, [problem], report)
+                self._applied(d, [problem], report)
                 return
             filed = instant(d["dateDepot"]) or modified
             try:
@@ -207,7 +207,7 @@ class Syncer:
                     source=source,
                 )
             except GuardRefused as exc:
-                self._problem(d, [_refusal(exc)], report)
+                self._applied(d, [_refusal(exc)], report)
                 return
             report.created += 1
             problems = self._submit(case, filed, source, report)
@@ -341,11 +341,6 @@ class Syncer:
             )
         if problems:
             report.problems += [f"dossier n° {d['number']}: {_summary(p)}" for p in problems]
-
-    def _problem(
-        self, d: dict[str, Any], problems: list[dict[str, Any]], report: SyncReport
-    ) -> None:
-        self._applied(d, problems, report)
 
 
 def _iso(value: datetime | None) -> str | None:
