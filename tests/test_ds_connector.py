@@ -473,6 +473,9 @@ def test_a_return_for_completion_is_one_message_on_ds_and_the_new_filing_comes_b
     assert [a for a in fake.applied if a[0] == "dossierEnvoyerMessage"] == [
         ("dossierEnvoyerMessage", 61)
     ]
+    # The message changed the dossier on DS; nothing the territory did: the case waits.
+    assert connector.sync().submitted == 0
+    assert connector.engine.get(case_id, AUDITOR).state == "draft"
     edited = paris("2023-07-04T09:00:00")
     fake.edit(61, lambda d: replace_text(d.champs, "territory_name", "Arve"), edited)
     clock.set(paris("2023-07-04T10:00:00"))

@@ -99,6 +99,12 @@ class Pusher:
         for index, row in enumerate(rows):
             try:
                 outcome = self._send(row)
+            except (Permanent, DsQueryRefused) as exc:  # this row only (e.g. a deleted dossier)
+                self._record(
+                    row.id, status="failed", last_error=str(exc), attempts=row.attempts + 1
+                )
+                report.failed += 1
+                report.errors.append(f"dossier n° {row.dossier_number}: {exc}")
             except DsUnavailable as exc:
                 # DS is down: this row and the rest of the batch wait for the next pass.
                 for waiting in rows[index:]:
@@ -108,12 +114,6 @@ class Pusher:
                 for waiting in rows[index:]:
                     self._retry(waiting, str(exc), report, counted=waiting is row)
                 raise
-            except (Permanent, DsQueryRefused) as exc:  # this row only (e.g. a deleted dossier)
-                self._record(
-                    row.id, status="failed", last_error=str(exc), attempts=row.attempts + 1
-                )
-                report.failed += 1
-                report.errors.append(f"dossier n° {row.dossier_number}: {exc}")
             else:
                 done, note = outcome
                 self._record(
