@@ -1,4 +1,13 @@
-"""What can go wrong talking to Démarches Simplifiées, in the project's error tree."""
+"""What can go wrong talking to Démarches Simplifiées, in the project's error tree::
+
+TiWorkflowError
+└── DsError                  a Démarches Simplifiées call or set-up failed
+    ├── DsNotConfigured      a TI_WORKFLOW_DS_* setting is missing
+    ├── DsUnavailable        retryable: network, timeout, 429, 5xx (after the retries)
+    ├── DsRefused            permanent until fixed: 401/403, other 4xx, no procedure
+    │   └── DsQueryRefused   GraphQL errors about one request (an unknown dossier...)
+    └── MappingError         the mapping file, or a dossier's value that does not fit it
+"""
 
 from __future__ import annotations
 
