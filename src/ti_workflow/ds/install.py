@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ti_workflow.ds import store
 from ti_workflow.ds.client import DsClient
 from ti_workflow.ds.errors import DsNotConfigured, MappingError
 from ti_workflow.ds.mapping import DsMapping, load_mapping
@@ -65,6 +66,7 @@ def install(engine: Engine, settings: Settings) -> None:
     """With a procedure number set: check the mapping and hook the connector in."""
     if settings.ds_procedure is None:
         return
+    store.check_tables(engine.db)  # else every review start would fail on a missing table
     mapping = load_mapping(settings.ds_mapping_path)
     errors = []
     if mapping.workflow not in engine.catalog.current:
