@@ -121,6 +121,17 @@ def test_only_a_document_of_this_case_is_served(api: Api) -> None:
     assert api.as_("auditor").get(f"/v1/cases/{case_id}/files/{mine['sha256']}").status_code == 200
 
 
+def test_an_altered_document_is_never_served(api: Api) -> None:
+    ref = upload(api, "candidate", minimal_pdf()).json()
+    case_id = new_case(api, ref)
+    path = api.engine.files.path(ref["sha256"])
+    path.chmod(0o644)
+    path.write_bytes(minimal_pdf("falsifiee"))
+    r = api.as_("auditor").get(f"/v1/cases/{case_id}/files/{ref['sha256']}")
+    assert r.status_code == 404
+    assert "altered" in r.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("content", "status", "reason"),
     [

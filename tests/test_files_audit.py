@@ -207,4 +207,7 @@ def test_cli_verify_exits_1_naming_the_missing_document(
     assert f"case {case_id}, event #2: [file_missing] data.letters_of_intent[1].file" in (
         " ".join(result.stderr.split())
     )
+    parallel = run("audit", "verify", "--workers", "2")  # forked workers check documents too
+    assert parallel.returncode == 1
+    assert "[file_missing] data.letters_of_intent[1].file" in " ".join(parallel.stderr.split())
     assert files_engine.get(case_id, AUDITOR).version == 2

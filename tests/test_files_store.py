@@ -93,12 +93,21 @@ def test_put_repairs_an_altered_copy(store: FileStore) -> None:
         (b"<html><body>%PDF-1.4 " + minimal_pdf() + b"</body></html>", "not_pdf"),
         (b"%PDF-1.4\n" + b"hello world " * 100, "unreadable_pdf"),
         (minimal_pdf()[: len(minimal_pdf()) // 2], "unreadable_pdf"),
+        (minimal_pdf() + b"\n" * 2048, "unreadable_pdf"),
         (
             minimal_pdf().replace(b"/Kids [3 0 R] /Count 1", b"/Kids [] /Count 0"),
             "unreadable_pdf",
         ),
     ],
-    ids=["empty", "png-named-pdf", "html-with-pdf-inside", "junk", "truncated", "no-page"],
+    ids=[
+        "empty",
+        "png-named-pdf",
+        "html-with-pdf-inside",
+        "junk",
+        "truncated",
+        "long-tail-after-end",
+        "no-page",
+    ],
 )
 def test_refuses_what_is_not_a_readable_pdf(store: FileStore, content: bytes, reason: str) -> None:
     with pytest.raises(FileRefused) as refused:
