@@ -310,6 +310,7 @@ def test_deleted_and_sans_suite_dossiers_are_withdrawn(
     written = event_count(connector.engine)
     connector.sync(since=paris("2023-06-01T00:00:00"))
     assert event_count(connector.engine) == written
+    assert verify(connector.engine).findings == []  # withdraw events with their source
 
 
 def test_an_outage_in_the_middle_of_a_sync_resumes_without_loss_or_duplicate(
