@@ -334,6 +334,44 @@ def test_an_outage_in_the_middle_of_a_sync_resumes_without_loss_or_duplicate(
     assert total == 30
 
 
+def test_a_run_stopped_between_creation_and_filing_files_the_case_once_at_its_date(
+    connector: Connector, fake: FakeDs, clock: SimulatedClock
+) -> None:
+    filed = paris("2023-09-22T20:00:00")
+    dossier = file_dossier(fake, 5, filed)
+    dossier.modified = paris("2023-09-24T08:00:00")  # e.g. an instructeur's message
+    clock.set(paris("2023-09-25T10:00:00"))  # read after the window closed
+
+    def crash(_conn: Any, change: Any) -> None:
+        if any(e.trigger == "submit" for e in change.events):
+            raise RuntimeError("process killed")
+
+    connector.engine.hooks.append(crash)
+    with pytest.raises(RuntimeError):
+        connector.sync()
+    connector.engine.hooks.remove(crash)
+    case_id = links(connector.engine)[5].case_id or 0
+    assert connector.engine.get(case_id, AUDITOR).state == "draft"
+    report = connector.sync()
+    assert report.resumed and (report.created, report.submitted) == (0, 1)
+    history = events(connector.engine, case_id)
+    assert [(e.trigger, e.at) for e in history] == [("create", filed), ("submit", filed)]
+    _, total = connector.engine.list_cases(AUDITOR, limit=1)
+    assert total == 1
+
+
+def test_429_and_a_timeout_are_retried_within_the_run(connector: Connector, fake: FakeDs) -> None:
+    file_dossier(fake, 6, paris("2023-07-01T10:00:00"))
+    fake.faults += [
+        Fault("DossiersPage", status=429, times=2),
+        Fault("download", status=503, times=1),
+        Fault("DeletedDossiersPage", delay_before=1.5, times=1),
+    ]
+    report = connector.sync()
+    assert (report.created, report.submitted) == (1, 1)
+    assert all(f.times == 0 for f in fake.faults)
+
+
 def test_a_refused_token_is_a_clear_error_and_changes_nothing(
     sqlite_url: str, fake: FakeDs, clock: SimulatedClock, tmp_path: Path
 ) -> None:

@@ -227,7 +227,9 @@ class Syncer:
                     }
                 )
         elif changed or (case.state == "draft" and case.last_seq == 1):
-            at = max(modified, case.updated_at)
+            # Never filed (a run stopped between the creation and the filing): filed at its
+            # dateDepot, as it would have been; a change: at its dateDerniereModification.
+            at = case.updated_at if not changed else max(modified, case.updated_at)
             actor = Actor(CANDIDATE, email=case.owner_email)
             if changed and case.state == "submitted":
                 case = engine_at(self.engine, at).fire(case.id, "reopen", actor, source=source).case
