@@ -23,9 +23,17 @@ from files_support import (
     padded_pdf,
     with_letter,
 )
+from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
-from ti_workflow.errors import InvalidData
-from ti_workflow.files import MAX_BYTES, FileMissing, FileRefused, FileStore, StoredFile
+from ti_workflow.errors import InvalidData, NotFound
+from ti_workflow.files import (
+    MAX_BYTES,
+    FileMissing,
+    FileRefused,
+    FileStore,
+    StoredFile,
+    read_for_case,
+)
 from ti_workflow.files.errors import FileAltered
 from ti_workflow.settings import Settings, default_files_dir
 from ti_workflow.storage.repository import cases
@@ -245,3 +253,24 @@ def test_a_malformed_reference_is_refused_with_its_path(files_engine: Engine) ->
         f"letters_of_intent[0].file.{f}" for f in ("sha256", "name", "size", "media_type")
     }
     assert StoredFile  # the public type the console builds references from
+
+
+def test_read_for_case_is_the_case_scope(files_engine: Engine) -> None:
+    """What the console calls in-process: same answers as the API (404 = NotFound)."""
+    ref = files_engine.files.put(minimal_pdf(), name="lettre.pdf")
+    case = files_engine.create_case(
+        "candidacy", "ti-2023-2027", with_letter(ref.as_ref()), CANDIDATE
+    )
+    stored, data = read_for_case(
+        files_engine, Actor("regional_council", region="84"), case.id, ref.sha256
+    )
+    assert (stored, data) == (ref, minimal_pdf())
+    for outsider in (
+        Actor("candidate", email="autre@example.org"),
+        Actor("state_services", region="11"),
+    ):
+        with pytest.raises(NotFound):
+            read_for_case(files_engine, outsider, case.id, ref.sha256)
+    other = files_engine.files.put(minimal_pdf("autre"), name="autre.pdf")
+    with pytest.raises(NotFound):
+        read_for_case(files_engine, AUDITOR, case.id, other.sha256)
