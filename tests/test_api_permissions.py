@@ -84,6 +84,7 @@ OPINION = {"opinion": "favourable", "reasons": "Avis motivé."}
 MATRIX: dict[str, tuple[Callable[[Engine], int], dict[str, str], set[str]]] = {
     "submit": (draft, {}, {"candidate"}),
     "withdraw": (submitted, {}, {"candidate"}),
+    "reopen": (submitted, {}, {"candidate"}),
     "return_for_completion": (submitted, REASON, {"committee"}),
     "start_regional_review": (submitted, {}, {"committee"}),
     "give_opinion": (regional_review, OPINION, {"council_84", "state_84"}),

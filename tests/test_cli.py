@@ -347,6 +347,7 @@ def test_validate_lists_file_and_cross_file_timer_errors_at_once(
             "timers[0].time: a local time HH:MM is required, got '25:00'",
             "timers[3].time: a local time HH:MM is required, got '24:00'",
             "timers[c].actions[0].notify: unknown notification 'nothing'",
-            "timers[d].actions[0].job: unknown job 'nojob' (known: audit_checkpoint)",
+            "timers[d].actions[0].job: unknown job 'nojob' "
+            "(known: audit_checkpoint, ds_push, ds_sync)",
             "timers[e].actions[0].fire: unknown trigger 'lapsee'",  # its time is wrong too
         ], args

@@ -13,6 +13,7 @@ from ti_workflow.definitions.campaigns import load_campaign
 from ti_workflow.definitions.loader import load_definitions
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
+from ti_workflow.ds.install import install as install_ds
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.files.install import install as install_files
@@ -111,6 +112,7 @@ def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
         reference = load_referential(conn)
     catalog = Catalog(definitions, synced.current, campaigns, reference)
     engine = Engine(db, catalog, clock, files=FileStore(settings.files_root))
-    for install in (install_files, install_audit, install_scheduling, install_territories):
+    installs = (install_files, install_audit, install_scheduling, install_territories, install_ds)
+    for install in installs:
         install(engine, settings)
     return engine

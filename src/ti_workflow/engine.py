@@ -64,6 +64,10 @@ CREATE = "create"
 UPDATE = "update"
 WARNINGS = "warnings"
 """Annotation holding the non-blocking rules (``Rule.severity == "warning"``) of a step."""
+SOURCE = "source"
+"""Annotation naming where a command's values came from (e.g. a Démarches Simplifiées dossier
+and its ``dateDerniereModification``): given by the caller, kept in the chained event, never
+read by a rule (an audit replay leaves it aside, like ``context``)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,14 @@ class Engine:
 
     # --- commands -----------------------------------------------------------------
 
-    def create_case(self, workflow: str, campaign: str, data: Any, actor: Actor) -> StoredCase:
+    def create_case(
+        self,
+        workflow: str,
+        campaign: str,
+        data: Any,
+        actor: Actor,
+        source: Mapping[str, Any] | None = None,
+    ) -> StoredCase:
         definition = self.catalog.current_definition(workflow)
         self.catalog.campaign(campaign)
         if actor.role not in definition.create_roles:
@@ -237,7 +248,14 @@ class Engine:
             )
             blank = repo.load_case(conn, case_id)
             event = self._event(
-                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, read_facts
+                blank,
+                CREATE,
+                None,
+                definition.initial,
+                actor,
+                now,
+                {"data": clean},
+                {**read_facts, **_noted(source)},
             )
             version = repo.append(
                 conn,
@@ -256,7 +274,12 @@ class Engine:
             return case
 
     def update_data(
-        self, case_id: int, data: Any, actor: Actor, expected_version: int | None = None
+        self,
+        case_id: int,
+        data: Any,
+        actor: Actor,
+        expected_version: int | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> StoredCase:
         now = self.clock.now()
         with transaction(self.db) as conn:
@@ -272,7 +295,14 @@ class Engine:
             clean = form.parse(data)
             regions, read_facts = self._regions(conn, form, case.workflow, clean)
             event = self._event(
-                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, read_facts
+                case,
+                UPDATE,
+                case.state,
+                case.state,
+                actor,
+                now,
+                {"data": clean},
+                {**read_facts, **_noted(source)},
             )
             version = repo.append(
                 conn,
@@ -297,11 +327,13 @@ class Engine:
         actor: Actor,
         payload: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> FireResult:
+        """``source``: where this command came from, kept in its first event (``SOURCE``)."""
         now = self.clock.now()
         with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
-            return self._fire_loaded(conn, case, trigger, actor, payload or {}, now)
+            return self._fire_loaded(conn, case, trigger, actor, payload or {}, now, source)
 
     def fire_many(
         self,
@@ -472,9 +504,10 @@ class Engine:
         actor: Actor,
         payload: Mapping[str, Any],
         now: datetime,
+        source: Mapping[str, Any] | None = None,
     ) -> FireResult:
         extra = self._extra(conn, case, trigger)
-        new_events, state, facts = self._plan(case, trigger, actor, payload, now, extra)
+        new_events, state, facts = self._plan(case, trigger, actor, payload, now, extra, source)
         version = repo.append(conn, case, new_events, state=state, facts=facts)
         after = _advanced(case, new_events, version, state, facts)
         self._run_hooks(conn, case, after, new_events, actor, now)
@@ -592,6 +625,7 @@ class Engine:
         payload: Mapping[str, Any],
         now: datetime,
         extra: Mapping[str, Any],
+        source: Mapping[str, Any] | None = None,
     ) -> tuple[list[Event], str, dict[str, Any]]:
         """Compute the events one fire writes (the trigger, then automatic steps)."""
         definition = self.catalog.definition(case.definition_version)
@@ -631,6 +665,8 @@ class Engine:
                 # What the guards and effects read from the database, kept in the chained
                 # event: an audit re-evaluates them on exactly these facts.
                 annotations[CONTEXT] = dict(extra)
+            if source and not events:
+                annotations[SOURCE] = dict(source)
             prev = events[-1] if events else None
             events.append(
                 self._event(
@@ -690,6 +726,10 @@ class Engine:
         # Sealed before anyone else sees it: the hash of the fields just set.
         object.__setattr__(event, "hash", event.compute_hash())
         return event
+
+
+def _noted(source: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {SOURCE: dict(source)} if source else {}
 
 
 def _advanced(

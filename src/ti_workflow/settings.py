@@ -12,6 +12,7 @@ from ti_workflow.errors import FieldError, InvalidData
 from ti_workflow.mail.directory import address_problem
 
 DEFAULT_DB = "sqlite:///ti_workflow.db"
+DEFAULT_DS_URL = "https://www.demarches-simplifiees.fr/api/v2/graphql"
 SMTP_TLS_MODES = ("none", "starttls", "tls")
 
 
@@ -42,12 +43,25 @@ class Settings:
     """A timer run more than this after its due instant is late: its late policy applies."""
     scheduler_interval_seconds: int = 60
     """`scheduler run` also wakes at this interval (safety net besides the next due instant)."""
+    # Démarches Simplifiées (issue 17): the GraphQL endpoint, an API token, the procedure
+    # (démarche) number and the id of the instructeur the decisions are written as.
+    ds_url: str = DEFAULT_DS_URL
+    ds_token: str | None = None
+    ds_procedure: int | None = None
+    ds_instructeur_id: str | None = None
+    ds_timeout: float = 30.0
+    ds_mapping_file: Path | None = None
+    """The procedure's field mapping (YAML); default: ``<workflows_dir>/ds/ti-2023-2027.yaml``."""
     files_dir: Path | None = None
     """Uploaded documents (``TI_WORKFLOW_FILES_DIR``); default: :func:`default_files_dir`."""
 
     @property
     def campaigns_dir(self) -> Path:
         return self.workflows_dir / "campaigns"
+
+    @property
+    def ds_mapping_path(self) -> Path:
+        return self.ds_mapping_file or self.workflows_dir / "ds" / "ti-2023-2027.yaml"
 
     @property
     def files_root(self) -> Path:
@@ -81,6 +95,14 @@ class Settings:
             else None,
             scheduler_grace_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_GRACE", 300),
             scheduler_interval_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_INTERVAL", 60),
+            ds_url=env.get("TI_WORKFLOW_DS_URL") or DEFAULT_DS_URL,
+            ds_token=env.get("TI_WORKFLOW_DS_TOKEN") or None,
+            ds_procedure=_int(env, "TI_WORKFLOW_DS_PROCEDURE", 0) or None,
+            ds_instructeur_id=env.get("TI_WORKFLOW_DS_INSTRUCTEUR") or None,
+            ds_timeout=float(_int(env, "TI_WORKFLOW_DS_TIMEOUT", 30)),
+            ds_mapping_file=Path(env["TI_WORKFLOW_DS_MAPPING"])
+            if env.get("TI_WORKFLOW_DS_MAPPING")
+            else None,
             files_dir=Path(env["TI_WORKFLOW_FILES_DIR"])
             if env.get("TI_WORKFLOW_FILES_DIR")
             else None,

@@ -20,7 +20,7 @@ from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
-from ti_workflow.engine import CONTEXT, CREATE, UPDATE, WARNINGS, Catalog
+from ti_workflow.engine import CONTEXT, CREATE, SOURCE, UPDATE, WARNINGS, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError
 
 MIGRATE = "migrate"
@@ -355,8 +355,9 @@ class Replayer:
         else:
             annotations = _NONE
         recorded = e.annotations
-        if CONTEXT in recorded or WARNINGS in recorded:  # the guards' inputs and advice
-            recorded = {k: v for k, v in recorded.items() if k not in (CONTEXT, WARNINGS)}
+        if CONTEXT in recorded or WARNINGS in recorded or SOURCE in recorded:
+            # the guards' inputs, their advice, where the values came from: not replayed
+            recorded = {k: v for k, v in recorded.items() if k not in (CONTEXT, WARNINGS, SOURCE)}
         if self.check and annotations != recorded:
             self._fail(
                 e.seq,
