@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 
@@ -23,6 +23,17 @@ class DatabaseUnavailable(TiWorkflowError):
 
 class SchemaOutdated(TiWorkflowError):
     kind = "schema_outdated"
+
+
+def connection_lost(exc: DBAPIError) -> DatabaseUnavailable:
+    """The one-line error for a database lost in the middle of a command."""
+    reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
+    first = reason[0] if reason else type(exc).__name__
+    return DatabaseUnavailable(
+        f"the database failed in the middle of the command ({first}); what was committed "
+        "before is kept, the transaction in progress was undone: run the command again "
+        "to finish"
+    )
 
 
 def normalise_url(url: str) -> str:
@@ -111,7 +122,15 @@ def batch(engine: Engine) -> Iterator[Connection]:
     so a command sees the commands before it. Nothing is durable before the end of the
     block: callers answer each command only after it. On SQLite the savepoints' journal
     is kept in memory for this transaction (it spills to a temporary file otherwise, a
-    few writes per command); other transactions keep theirs."""
+    few writes per command); other transactions keep theirs.
+
+    Inside a running batch of this thread, a batch is a SAVEPOINT of it: what the caller
+    writes after the inner block commits with it, or not at all."""
+    outer = _batch_of(engine)
+    if outer is not None:
+        with savepoint(outer):
+            yield outer
+        return
     with engine.connect() as conn:
         driver = conn.connection.driver_connection if engine.dialect.name == "sqlite" else None
         before: Any = None
