@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -19,6 +20,7 @@ from ti_workflow.domain.actors import Actor, parse_actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, UnknownTrigger
 from ti_workflow.settings import Settings
+from ti_workflow.storage import database
 from ti_workflow.storage.database import connection_lost
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -41,6 +43,21 @@ AsOpt = Annotated[
 ]
 
 USAGE_ERRORS = (InvalidData, UnknownTrigger)
+_last_wait = [0.0]
+
+
+def _say_waiting(lock_file: str, holder: str) -> None:
+    """A SQLite write waits for another process (the API, the scheduler): say so, at most
+    every 5 seconds, rather than look hung."""
+    now = time.monotonic()
+    if now - _last_wait[0] >= 5:
+        _last_wait[0] = now
+        err_console.print(
+            f"waiting for the write lock ({lock_file}, held by {holder})…", highlight=False
+        )
+
+
+database.on_write_wait = _say_waiting
 
 
 class State:
