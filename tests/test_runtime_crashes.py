@@ -50,8 +50,7 @@ def _closing(url: str) -> Any:
     with db.connect() as conn:
         row = conn.execute(select(timers).where(timers.c.name == "window_closing")).one()
         lapsed_twice = conn.execute(
-            select(func.count())
-            .select_from(
+            select(func.count()).select_from(
                 select(repo.events.c.case_id)
                 .where(repo.events.c.trigger == "lapse")
                 .group_by(repo.events.c.case_id)
@@ -205,7 +204,9 @@ def test_send_exits_0_when_the_server_answers(tmp_path: Path, sqlite_url: str) -
     port = free_port()
     controller = start_sink("127.0.0.1", port, handler)
     try:
-        env = env_for(sqlite_url, TI_WORKFLOW_SMTP_HOST="127.0.0.1", TI_WORKFLOW_SMTP_PORT=str(port))
+        env = env_for(
+            sqlite_url, TI_WORKFLOW_SMTP_HOST="127.0.0.1", TI_WORKFLOW_SMTP_PORT=str(port)
+        )
         result = run("notifications", "send", env=env)
     finally:
         controller.stop()
