@@ -19,7 +19,7 @@ wrapper: the pid killed is the program's own):
 It prints its counts (attempts, faults, data lost) and exits 1 on any loss.
 
     .venv/bin/python bench/torture.py                 # the full run (several minutes)
-    .venv/bin/python bench/torture.py --short         # what `make test` runs (< 60 s)
+    .venv/bin/python bench/torture.py --short         # what `make test` runs (SQLite)
     .venv/bin/python bench/torture.py --only closing --backend sqlite --rounds 5 --seed 7
 """
 
@@ -421,14 +421,13 @@ def main() -> int:
     tallies: list[Tally] = []
     for scenario in scenarios:
         for backend in backends:
-            if args.short:  # one kill each, small sizes; the API and mail on SQLite only
-                if scenario != "closing" and backend != "sqlite":
+            if args.short:  # one kill each, small sizes, SQLite only unless asked
+                if backend != "sqlite" and not args.backend:
                     continue
-                size = 600 if backend == "sqlite" else 300
                 job = {
-                    "closing": lambda b=backend, n=size: closing(b, n, 1, 1, rng),
+                    "closing": lambda b=backend: closing(b, 300, 1, 1, rng),
                     "api": lambda b=backend: api(b, 1, 1, rng),
-                    "mail": lambda b=backend: mail(b, 150, 1, rng),
+                    "mail": lambda b=backend: mail(b, 100, 1, rng),
                 }[scenario]
             else:
                 job = {
@@ -438,8 +437,9 @@ def main() -> int:
                     "api": lambda b=backend: api(b, args.rounds, args.kills, rng),
                     "mail": lambda b=backend: mail(b, args.messages, args.kills * args.rounds, rng),
                 }[scenario]
+            began = time.monotonic()
             tally = job()
-            print(tally.line(), flush=True)
+            print(f"{tally.line()}  [{time.monotonic() - began:.0f} s]", flush=True)
             for problem in tally.problems:
                 print(f"  LOST: {problem}", flush=True)
             tallies.append(tally)

@@ -1,6 +1,7 @@
 """Issue 12 item 15: the outside pass kept in the project. ``bench/torture.py --short``
-kills a real closing sweep (SQLite and PostgreSQL), a real ``serve`` under write bursts
-and a real sender mid-batch with SIGKILL, restarts them, and exits 1 on any loss."""
+kills a real closing sweep, a real ``serve`` under write bursts
+and a real sender mid-batch with SIGKILL, restarts them, and exits 1 on any loss (SQLite; the
+PostgreSQL kills are in test_runtime_crashes.py and the full run)."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ class WriteLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.queue = path.with_name(path.name.replace("-lock", "-queue"))
+        self.queue = path.with_name(path.name.removesuffix("-lock") + "-queue")
         self._holders: dict[int, int] = {}  # thread id -> connections it holds the lock by
         self._guard = threading.Lock()
 
