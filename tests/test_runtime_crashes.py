@@ -211,3 +211,55 @@ def test_send_exits_0_when_the_server_answers(tmp_path: Path, sqlite_url: str) -
     finally:
         controller.stop()
     assert result.returncode == 0 and "2 sent" in result.stdout and len(handler.received) == 2
+
+
+def test_a_case_timer_that_fired_before_its_process_died_says_done(
+    db_url: str, make_engine: Any
+) -> None:
+    """A case timer whose process fired the case, then died before recording it: the
+    resumed run says `done`, not `skipped: case is now regional_review`."""
+    from datetime import UTC, timedelta
+
+    from sqlalchemy import update
+
+    from conftest import CANDIDATE, SYSTEM, candidacy, paris
+    from ti_workflow.scheduling.sweep import sweep
+    from ti_workflow.scheduling.timers import insert_timer
+
+    engine = make_engine(db_url)
+    case = engine.create_case("candidacy", "ti-2023-2027", candidacy(), CANDIDATE)
+    engine.fire(case.id, "submit", CANDIDATE)
+    due = paris("2023-07-03T09:00").astimezone(UTC)
+    with engine.db.begin() as conn:
+        insert_timer(
+            conn,
+            key=f"resumed:{case.id}",
+            campaign_id="ti-2023-2027",
+            case_id=case.id,
+            name="review_start",
+            due_at=due,
+            action={
+                "kind": "case",
+                "workflow": "candidacy",
+                "fire": "start_regional_review",
+                "notify": None,
+                "while_in": ["submitted"],
+            },
+            late_policy="fire",
+            created_at=due,
+        )
+    engine.fire(case.id, "start_regional_review", SYSTEM)  # what the dead process did
+    with engine.db.begin() as conn:
+        conn.execute(
+            update(timers)
+            .where(timers.c.key == f"resumed:{case.id}")
+            .values(
+                status="claimed",
+                attempts=1,
+                claimed_by="elsewhere:1",
+                lease_until=engine.clock.now() - timedelta(seconds=1),
+            )
+        )
+    report = sweep(engine)
+    [resumed] = [t for t in report.timers if t["name"] == "review_start"]
+    assert (resumed["status"], resumed["outcome"]) == ("done", {"fired": "start_regional_review"})

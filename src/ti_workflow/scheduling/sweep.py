@@ -147,7 +147,11 @@ def _run_case_timer(
     action = row.action
     with read(engine.db) as conn:
         case = repo.load_case(conn, row.case_id)
+        last = repo.load_events(conn, case.id)[-1] if row.attempts and action.get("fire") else None
     if case.state not in action["while_in"]:
+        if last is not None and last.trigger == action["fire"] and last.role == "system":
+            # an earlier attempt fired it, then died before recording that it had
+            return "done", {"fired": action["fire"]}
         return "skipped", {"reason": f"case is now {case.state}"}
     if action.get("fire"):
         try:
