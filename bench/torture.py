@@ -358,7 +358,8 @@ def mail(backend: str, messages: int, kills: int, rng: random.Random) -> Tally:
             try:
                 for _ in range(kills):
                     tally.attempts += 1
-                    target = rng.randrange(len(handler.received), messages)
+                    # (received counts the duplicates too: it may pass ``messages``)
+                    target = rng.randrange(min(len(handler.received), messages - 1), messages)
                     sender = start("notifications", "send", env=env)
                     if wait_or_kill(sender, rng, lambda k=target: len(handler.received) >= k, 0.5):
                         tally.faults += 1
