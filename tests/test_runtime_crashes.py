@@ -97,11 +97,10 @@ def test_a_timer_killed_in_its_closing_sweep_counts_every_attempt(closing_seed: 
     print(f"killed after {before} lapses; the restart did {DRAFTS - before}")
 
 
+@pytest.mark.parametrize("closing_seed", ["postgresql"], indirect=True)  # pg_terminate_backend
 def test_a_connection_lost_mid_sweep_is_one_line_and_the_restart_finishes(
     closing_seed: Seeded,
 ) -> None:
-    if closing_seed.backend != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
     url = closing_seed.copy()
     name = f"ti-tick-{time.monotonic_ns()}"
     env = env_for(url, PGAPPNAME=name)
