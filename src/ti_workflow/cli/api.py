@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -53,26 +54,46 @@ def serve(
             help="Processes; on SQLite they take turns to write (a lock file beside it).",
         ),
     ] = 1,
+    worker_timeout: Annotated[
+        int,
+        typer.Option(
+            "--worker-timeout",
+            min=5,
+            max=3600,
+            help="Seconds a worker may take to answer the supervisor's health ping "
+            "(starting or busy) before it is replaced.",
+        ),
+    ] = 60,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Serve the operator HTTP API (/v1, OpenAPI at /v1/openapi.json) with uvicorn."""
     import uvicorn
 
+    from ti_workflow.http import worker
+
     s = settings(db)
     # Store new definition or campaign versions once, here, rather than racing in N workers;
     # this also refuses at once a database that is unreachable or not initialised.
     open_engine(s).db.dispose()
     os.environ["TI_WORKFLOW_DB"] = s.db_url
-    uvicorn.run(
-        "ti_workflow.http.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    # Spawned workers re-import __main__ first: let it be the app's module, not the CLI.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = worker
+    try:
+        uvicorn.run(
+            "ti_workflow.http.worker:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_worker_healthcheck=worker_timeout,
+            # info: the supervisor's "Child process [N] died" and each worker's start
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        sys.modules["__main__"] = main
 
 
 @users_app.command("add")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -12,6 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.domain.actors import Actor, parse_actor
@@ -19,6 +21,8 @@ from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, UnknownTrigger
 from ti_workflow.files.errors import FileRefused
 from ti_workflow.settings import Settings
+from ti_workflow.storage import database
+from ti_workflow.storage.database import connection_lost
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -40,6 +44,21 @@ AsOpt = Annotated[
 ]
 
 USAGE_ERRORS = (InvalidData, UnknownTrigger, FileRefused)
+_last_wait = [0.0]
+
+
+def _say_waiting(lock_file: str, holder: str) -> None:
+    """A SQLite write waits for another process (the API, the scheduler): say so, at most
+    every 5 seconds, rather than look hung."""
+    now = time.monotonic()
+    if now - _last_wait[0] >= 5:
+        _last_wait[0] = now
+        err_console.print(
+            f"waiting for the write lock ({lock_file}, held by {holder})…", highlight=False
+        )
+
+
+database.on_write_wait = _say_waiting
 
 
 class State:
@@ -96,13 +115,20 @@ def emit(value: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def command(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn engine errors into a clear message (stderr), exit 1 (refused) or 2 (bad usage)."""
+    """Turn engine errors into a clear message (stderr), exit 1 (refused) or 2 (bad usage).
+
+    A database that goes away in the middle of a command (server restarted, connection
+    killed, disk gone) is one line and exit 1, never a traceback: each transaction is
+    all-or-nothing, so running the command again finishes the work."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         as_json = bool(kwargs.get("as_json")) or ROOT.json
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                raise connection_lost(exc) from None
         except TiWorkflowError as exc:
             code = 2 if isinstance(exc, USAGE_ERRORS) else 1
             if as_json:

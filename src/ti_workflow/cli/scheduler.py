@@ -19,6 +19,7 @@ from ti_workflow.cli.common import (
     console,
     emit,
     engine,
+    err_console,
     settings,
 )
 from ti_workflow.clock import paris, parse_instant
@@ -309,13 +310,26 @@ def notifications_send(
             highlight=False,
         ),
     )
+    if report.retrying and not (report.sent or report.partial):
+        # SMTP down (or refusing everything for now): cron and monitoring must notice.
+        err_console.print(
+            f"[bold red]error[/] (nothing_sent): none of the {report.claimed} message(s) due "
+            f"could be sent; {report.retrying} will be tried again later",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
 def _print_messages(rows: list[dict[str, Any]]) -> None:
     table = Table("id", "case", "notification", "to", "status", "tries", "detail")
     for r in rows:
         detail = r["last_error"] or ""
-        if r["rejected"]:
+        if r["status"] == "sending":  # a sender holds it (or died holding it)
+            holder = r["claimed_by"] or "?"
+            detail = f"claimed by {holder} until {_paris(r['lease_until'])}"
+            if lock.is_dead(holder):
+                detail += " (that process is gone: the next send takes it back)"
+        elif r["rejected"]:
             detail = "; ".join(f"{k}: {v}" for k, v in r["rejected"].items())
         table.add_row(
             str(r["id"]),

@@ -11,13 +11,9 @@ connections, so its writes go to the request thread pool as before.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import queue
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -40,38 +36,10 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class FileLock(AbstractContextManager[None]):
-    """An exclusive ``flock`` on a file beside the database, held around each write.
-
-    Several ``serve`` workers on one SQLite file would otherwise meet in SQLite's busy
-    handler, which sleeps up to 100 ms between attempts; a process blocked in ``flock``
-    is woken as soon as the holder lets go."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 def writer_for(engine: Engine) -> SerialWriter:
-    """The writer of one process: on a SQLite file, locked against the other workers."""
-    database = engine.db.url.database if is_sqlite(engine.db) else None
-    if database and database != ":memory:" and not database.startswith("file:"):
-        path = Path(database)
-        return SerialWriter(engine.db, FileLock(path.with_name(path.name + ".writer-lock")))
+    """The writer of one process. On a SQLite file, several workers (and the CLI, and the
+    scheduler) take turns through the engine's ``flock`` (``storage.database.WriteLock``):
+    each of this writer's batches is one write transaction, so one turn."""
     return SerialWriter(engine.db)
 
 
@@ -86,12 +54,10 @@ class SerialWriter:
     def __init__(
         self,
         db: sa.Engine,
-        lock: FileLock | None = None,
         max_batch: int = MAX_BATCH,
         name: str = "ti-workflow-writer",
     ) -> None:
         self._db = db
-        self._lock = lock
         self._max_batch = max_batch
         self._name = name
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
@@ -112,8 +78,6 @@ class SerialWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
-        if self._lock is not None:
-            self._lock.close()
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -149,7 +113,7 @@ class SerialWriter:
     def _run_batch(self, items: list[_Item]) -> list[tuple[Any, BaseException | None]]:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            with self._lock or nullcontext(), batch(self._db) as conn:
+            with batch(self._db) as conn:
                 for fn, _, _ in items:
                     try:
                         with savepoint(conn):

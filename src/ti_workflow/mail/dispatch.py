@@ -1,10 +1,11 @@
 """Send the outbox over SMTP with aiosmtplib: one connection per batch, retries, no loss.
 
-A batch is *claimed* first (status ``sending`` with a lease, committed), then sent;
-outcomes are committed every ``FLUSH_EVERY`` messages and at the end of the batch. A
-process that dies mid-batch leaves its claimed rows to be taken again when the lease
-expires (at-least-once delivery: the Message-ID fixed at enqueue time lets a mail
-system drop the rare duplicate).
+A batch is *claimed* first (status ``sending``, the sender's ``host:pid`` and a lease,
+committed), then sent; outcomes are committed every ``FLUSH_EVERY`` messages and at the
+end of the batch. A sender that dies mid-batch leaves its claimed rows to be taken
+again: at once by the next sender of the same host (the holder's process is gone), when
+the lease expires otherwise (at-least-once delivery: the Message-ID fixed at enqueue time
+lets a mail system drop the rare duplicate).
 Connect errors, timeouts, 4xx replies and 4xx recipient refusals are retried with
 exponential backoff; 5xx replies are permanent and keep the server's words.
 """
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, Row, and_, or_, select, update
 
 from ti_workflow.clock import Clock
 from ti_workflow.mail.outbox import build_message, outbox
+from ti_workflow.scheduling.lock import is_dead, this_process
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import is_sqlite
 
@@ -62,7 +64,27 @@ def backoff(attempts: int) -> timedelta:
     return min(delay, BACKOFF_MAX)
 
 
-def claim(db: Engine, now: datetime, limit: int) -> list[Row[Any]]:
+def release_dead_claims(db: Engine, now: datetime) -> list[str]:
+    """Messages claimed by a sender of this host that no longer exists (``kill -9``, a
+    crash) are due again now, not when their lease runs out."""
+    with db.connect() as conn:
+        holders = conn.execute(
+            select(outbox.c.claimed_by)
+            .where(outbox.c.status == "sending", outbox.c.lease_until >= now)
+            .distinct()
+        ).scalars()
+        dead = [h for h in holders if h and is_dead(h)]
+    if dead:
+        with db.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.status == "sending", outbox.c.claimed_by.in_(dead))
+                .values(lease_until=now - timedelta(microseconds=1))
+            )
+    return dead
+
+
+def claim(db: Engine, now: datetime, limit: int, holder: str | None = None) -> list[Row[Any]]:
     due = or_(
         and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
         and_(outbox.c.status == "sending", outbox.c.lease_until < now),
@@ -76,7 +98,7 @@ def claim(db: Engine, now: datetime, limit: int) -> list[Row[Any]]:
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(status="sending", lease_until=now + LEASE)
+                .values(status="sending", claimed_by=holder, lease_until=now + LEASE)
             )
     return rows
 
@@ -88,6 +110,7 @@ class Dispatcher:
         self.clock = clock
         self.sender = parseaddr(settings.mail_from)[1] or settings.mail_from
         self._outcomes: list[tuple[int, dict[str, Any]]] = []
+        self.holder = this_process()
 
     def send_due(self, batch: int = 200, limit: int | None = None) -> DispatchReport:
         """Send the messages due now, batch after batch (sync entry point): every one, or
@@ -96,6 +119,7 @@ class Dispatcher:
 
     async def _send_due(self, batch: int, limit: int | None) -> DispatchReport:
         total = DispatchReport()
+        release_dead_claims(self.db, self.clock.now())
         while limit is None or total.claimed < limit:
             size = batch if limit is None else min(batch, limit - total.claimed)
             report = await self.send_batch(size)
@@ -121,7 +145,7 @@ class Dispatcher:
     async def send_batch(self, batch: int = 200) -> DispatchReport:
         report = DispatchReport()
         now = self.clock.now()
-        rows = claim(self.db, now, batch)
+        rows = claim(self.db, now, batch, self.holder)
         report.claimed = len(rows)
         if not rows:
             return report
@@ -195,7 +219,12 @@ class Dispatcher:
         now = self.clock.now()
         rejected = {**(row.rejected or {}), **permanent}
         attempts = row.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts, "lease_until": None, "last_error": note}
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": note,
+        }
         if again and attempts < MAX_ATTEMPTS:
             values.update(
                 status="pending",
@@ -218,7 +247,12 @@ class Dispatcher:
     def _transient(self, row: Row[Any], error: str, report: DispatchReport) -> None:
         now = self.clock.now()
         attempts = row.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts, "lease_until": None, "last_error": error}
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": error,
+        }
         if attempts >= MAX_ATTEMPTS:
             rejected = {a: f"gave up after {attempts} attempts: {error}" for a in row.remaining}
             values.update(status="failed", rejected={**(row.rejected or {}), **rejected})

@@ -280,6 +280,10 @@ def _public(row: Row[Any]) -> dict[str, Any]:
         "subject": m["subject"],
         "status": m["status"],
         "attempts": m["attempts"],
+        "claimed_by": m["claimed_by"] if m["status"] == "sending" else None,
+        "lease_until": utc(m["lease_until"]).isoformat()
+        if m["status"] == "sending" and m["lease_until"]
+        else None,
         "next_attempt_at": utc(m["next_attempt_at"]).isoformat(),
         "sent_at": utc(m["sent_at"]).isoformat() if m["sent_at"] else None,
         "rejected": m["rejected"],

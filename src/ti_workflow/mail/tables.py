@@ -36,6 +36,8 @@ class OutboxRow(SQLModel, table=True):
     status: str = Field(default="pending", max_length=20)
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=200)
+    """``host:pid`` of the sender holding the row while it is ``sending``."""
     lease_until: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )

@@ -40,6 +40,11 @@ class SchedulerBusy(TiWorkflowError):
         )
 
 
+def this_process() -> str:
+    """``host:pid``: how a scheduler or a sender names itself on what it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def is_dead(holder: str) -> bool:
     """True if ``holder`` (``host:pid``) names a process of this host that no longer
     exists: its lock and claims need not wait for their expiry (a ``kill -9``, a crash).

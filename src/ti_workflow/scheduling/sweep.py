@@ -12,14 +12,12 @@ twice.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 
 from ti_workflow.definitions.timers import parse_delay
 from ti_workflow.domain.actors import Actor
@@ -34,19 +32,21 @@ from ti_workflow.errors import (
     TransitionNotAllowed,
 )
 from ti_workflow.mail.french import GENERIC_LABEL, fr_duration
-from ti_workflow.mail.outbox import campaign_context, once_key
+from ti_workflow.mail.outbox import campaign_context, once_key, outbox
 from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
+from ti_workflow.scheduling.lock import this_process
 from ti_workflow.scheduling.timers import (
     claim_next,
     finish,
     insert_timer,
+    record_progress,
     release_dead_claims,
     renew,
     sync_campaign_timers,
 )
 from ti_workflow.storage import repository as repo
-from ti_workflow.storage.database import read
+from ti_workflow.storage.database import batch, read
 from ti_workflow.storage.repository import StoredCase, utc
 
 SYSTEM = Actor("system")
@@ -55,7 +55,7 @@ CHUNK = 500
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_process()
 
 
 @dataclass
@@ -152,7 +152,11 @@ def _run_case_timer(
     action = row.action
     with read(engine.db) as conn:
         case = repo.load_case(conn, row.case_id)
+        last = repo.load_events(conn, case.id)[-1] if row.attempts and action.get("fire") else None
     if case.state not in action["while_in"]:
+        if last is not None and last.trigger == action["fire"] and last.role == "system":
+            # an earlier attempt fired it, then died before recording that it had
+            return "done", {"fired": action["fire"]}
         return "skipped", {"reason": f"case is now {case.state}"}
     if action.get("fire"):
         try:
@@ -206,6 +210,9 @@ def _run_campaign_timer(
     engine: Engine, sched: Scheduling, row: Row[Any], now: datetime, late: bool, worker: str
 ) -> list[dict[str, Any]]:
     results = []
+    progress: dict[str, dict[str, int]] = {
+        k: dict(v) for k, v in ((row.outcome or {}).get("progress") or {}).items()
+    }
     for index, action in enumerate(row.action["actions"]):
         kind, name = action["kind"], action["name"]
         result: dict[str, Any] = {"kind": kind, "name": name}
@@ -213,16 +220,22 @@ def _run_campaign_timer(
             ctx = JobContext(engine, row.campaign_id, row.name, utc(row.due_at), now, late)
             result["result"] = dict(JOBS[name](ctx))
         elif kind == "fire":
-            fired, skipped = 0, 0
+            # An earlier attempt killed half-way (kill -9, lost connection) counted its
+            # committed batches in the row: the cases it moved are no longer listed here.
+            done = progress.setdefault(str(index), {"fired": 0, "skipped": 0})
             ids = _case_ids(engine, row, action["states"])
             for start in range(0, len(ids), CHUNK):
                 if start:
                     renew(engine.db, row.id, worker, engine.clock.now())
-                batch = ids[start : start + CHUNK]
-                outcomes = engine.fire_many(batch, name, SYSTEM, refusals=MOVED_ON)
-                refused = sum(1 for o in outcomes if o.refusal is not None)
-                fired, skipped = fired + len(outcomes) - refused, skipped + refused
-            result.update(fired=fired, skipped=skipped)
+                with batch(engine.db) as conn:
+                    outcomes = engine.fire_many(
+                        ids[start : start + CHUNK], name, SYSTEM, refusals=MOVED_ON
+                    )
+                    refused = sum(1 for o in outcomes if o.refusal is not None)
+                    done["fired"] += len(outcomes) - refused
+                    done["skipped"] += refused
+                    record_progress(conn, row.id, worker, progress, engine.clock.now())
+            result.update(done)
         else:
             result.update(_notify_cases(engine, sched, row, index, name, action["states"], now))
         results.append(result)
@@ -243,14 +256,13 @@ def _notify_cases(
     campaign = engine.catalog.campaign(row.campaign_id)
     timer = _timer_context(row, now, campaign)
     extra = dict(row.action.get("context") or {})
-    queued = 0
     for start in range(0, len(cases), CHUNK):
         with engine.db.begin() as conn:
             for case in cases[start : start + CHUNK]:
                 definition = engine.catalog.definition(case.definition_version)
                 spec = sched.notification(definition, name)
                 context = composer.case_context(case, campaign, None, timer, extra)
-                queued += composer.enqueue(
+                composer.enqueue(
                     conn,
                     spec,
                     context,
@@ -259,7 +271,17 @@ def _notify_cases(
                     case=case,
                     timer_id=row.id,
                 )
-    return {"cases": len(cases), "queued": queued}
+    # Messages an earlier, interrupted attempt queued count too (their keys are this timer's).
+    with read(engine.db) as conn:
+        queued = conn.execute(
+            select(func.count())
+            .select_from(outbox)
+            .where(
+                outbox.c.timer_id == row.id,
+                outbox.c.dedupe_key.like(f"timer:{row.id}:{index}:case:%"),
+            )
+        ).scalar_one()
+    return {"cases": len(cases), "queued": int(queued)}
 
 
 def _escalate(

@@ -180,6 +180,19 @@ def finish(
     return bool(done.rowcount)
 
 
+def record_progress(
+    conn: Connection, timer_id: int, worker: str, progress: dict[str, Any], now: datetime
+) -> None:
+    """What a long fan-out did so far, written in the transaction of the batch it counts
+    (and the lease renewed): a run taken over after a crash adds to it rather than
+    counting only its own part."""
+    conn.execute(
+        update(timers)
+        .where(timers.c.id == timer_id, timers.c.claimed_by == worker)
+        .values(outcome={"progress": progress}, lease_until=now + LEASE)
+    )
+
+
 def renew(db: Engine, timer_id: int, worker: str, now: datetime) -> None:
     """Extend the lease of a long fan-out (thousands of cases) so no one takes it over."""
     with db.begin() as conn:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
-from collections.abc import Iterator
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import resources
@@ -12,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 
@@ -23,6 +27,17 @@ class DatabaseUnavailable(TiWorkflowError):
 
 class SchemaOutdated(TiWorkflowError):
     kind = "schema_outdated"
+
+
+def connection_lost(exc: DBAPIError) -> DatabaseUnavailable:
+    """The one-line error for a database lost in the middle of a command."""
+    reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
+    first = reason[0] if reason else type(exc).__name__
+    return DatabaseUnavailable(
+        f"the database failed in the middle of the command ({first}); what was committed "
+        "before is kept, the transaction in progress was undone: run the command again "
+        "to finish"
+    )
 
 
 def normalise_url(url: str) -> str:
@@ -63,8 +78,97 @@ def make_engine(url: str) -> Engine:
     )
 
 
+WriteWait = Callable[[str, str], None]
+on_write_wait: WriteWait | None = None
+"""Called (lock file, holder) when a write must wait for another process's: the CLI sets
+it to say so on stderr."""
+
+
+class WriteLock:
+    """Every write transaction on a SQLite file first takes its turn through two
+    ``flock`` files beside it, ``<db>.writer-queue`` then ``<db>.writer-lock``: the CLI,
+    the scheduler and every ``serve`` worker wait there, each woken as soon as the holder
+    lets go (SQLite's own busy handler sleeps up to 100 ms between polls, so a command
+    could wait behind a busy API for most of its 30 s, or fail). The queue file makes
+    the hand-over fair: the next writer holds it while it waits for the lock, so a
+    holder that lets go cannot take the lock straight back (``flock`` alone lets the
+    fastest re-taker win). One pair of descriptors per connection: two threads of one
+    process queue like two processes. A thread that already writes through another
+    connection goes straight to SQLite's own lock, as before (never a wait on itself)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.queue = path.with_name(path.name.removesuffix("-lock") + "-queue")
+        self._holders: dict[int, int] = {}  # thread id -> connections it holds the lock by
+        self._guard = threading.Lock()
+
+    def _fds(self, info: dict[str, Any]) -> tuple[int, int]:
+        fds = info.get("tiw_lock_fds")
+        if fds is None:
+            flags = os.O_RDWR | os.O_CREAT
+            fds = info["tiw_lock_fds"] = (
+                os.open(self.queue, flags, 0o600),
+                os.open(self.path, flags, 0o600),
+            )
+        return fds
+
+    def acquire(self, info: dict[str, Any]) -> None:
+        me = threading.get_ident()
+        with self._guard:
+            if self._holders.get(me):
+                return
+        queue, lock = self._fds(info)
+        told = _take(queue, lock, self.path, told=False)
+        _take(lock, lock, self.path, told)
+        fcntl.flock(queue, fcntl.LOCK_UN)
+        os.pwrite(lock, f"{socket.gethostname()}:{os.getpid()}".encode().ljust(64), 0)
+        info["tiw_lock_thread"] = me
+        with self._guard:
+            self._holders[me] = self._holders.get(me, 0) + 1
+
+    def release(self, info: dict[str, Any]) -> None:
+        thread = info.pop("tiw_lock_thread", None)
+        if thread is None:
+            return
+        fcntl.flock(info["tiw_lock_fds"][1], fcntl.LOCK_UN)
+        with self._guard:
+            self._holders[thread] -= 1
+            if not self._holders[thread]:
+                del self._holders[thread]
+
+    def forget(self, info: dict[str, Any]) -> None:
+        """The connection is closed: let go of the lock and of its descriptors."""
+        self.release(info)
+        for fd in info.pop("tiw_lock_fds", ()):
+            os.close(fd)
+
+
+def _take(fd: int, lock: int, path: Path, told: bool) -> bool:
+    """``flock`` ``fd``; if it must wait, say so once (naming the holder of ``lock``)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return told
+    except BlockingIOError:
+        if on_write_wait is not None and not told:
+            holder = os.pread(lock, 64, 0).decode(errors="replace").strip() or "?"
+            on_write_wait(str(path), holder)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+
+
+def lock_file(url: str) -> Path | None:
+    """``<db>.writer-lock`` beside a SQLite file (None in memory or for a ``file:`` URI)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return path.with_name(path.name + ".writer-lock")
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    path = lock_file(url)
+    lock = WriteLock(path) if path is not None else None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -82,8 +186,37 @@ def _sqlite_engine(url: str) -> Engine:
         # so a read-modify-write never fails half-way on a lock upgrade.
         # Straight to the driver: through exec_driver_sql this one statement cost a tenth of
         # a whole fire (SQLAlchemy's execution context), for nothing it needs to know.
-        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
-        conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        readonly = conn.get_execution_options().get("readonly")
+        info = conn.connection.info
+        if lock is not None and not readonly:
+            lock.acquire(info)
+        try:
+            mode = "DEFERRED" if readonly else "IMMEDIATE"
+            conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        except BaseException:
+            if lock is not None:
+                lock.release(info)
+            raise
+
+    if lock is not None:
+
+        def _release(conn: Connection) -> None:
+            lock.release(conn.connection.info)
+
+        def _reset(_dbapi: Any, record: Any, _state: Any) -> None:
+            lock.release(record.info)
+
+        def _invalidated(_dbapi: Any, record: Any, _exc: Any) -> None:
+            lock.forget(record.info)
+
+        def _closed(_dbapi: Any, record: Any) -> None:
+            lock.forget(record.info)
+
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
+        event.listen(engine.pool, "reset", _reset)
+        event.listen(engine.pool, "invalidate", _invalidated)
+        event.listen(engine.pool, "close", _closed)
 
     return engine
 
@@ -111,7 +244,15 @@ def batch(engine: Engine) -> Iterator[Connection]:
     so a command sees the commands before it. Nothing is durable before the end of the
     block: callers answer each command only after it. On SQLite the savepoints' journal
     is kept in memory for this transaction (it spills to a temporary file otherwise, a
-    few writes per command); other transactions keep theirs."""
+    few writes per command); other transactions keep theirs.
+
+    Inside a running batch of this thread, a batch is a SAVEPOINT of it: what the caller
+    writes after the inner block commits with it, or not at all."""
+    outer = _batch_of(engine)
+    if outer is not None:
+        with savepoint(outer):
+            yield outer
+        return
     with engine.connect() as conn:
         driver = conn.connection.driver_connection if engine.dialect.name == "sqlite" else None
         before: Any = None
