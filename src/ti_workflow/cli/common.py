@@ -9,14 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from ti_workflow.bootstrap import open_engine
+from ti_workflow.definitions.loader import UNREADABLE
 from ti_workflow.domain.actors import Actor, parse_actor
+from ti_workflow.domain.text import MAX_DEPTH, json_depth, refuse_nul
 from ti_workflow.engine import Engine
-from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, UnknownTrigger
+from ti_workflow.errors import (
+    FieldError,
+    InvalidData,
+    InvalidDefinition,
+    TiWorkflowError,
+    UnknownTrigger,
+)
 from ti_workflow.settings import Settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -66,25 +75,49 @@ def actor(text: str) -> Actor:
     return parse_actor(text)
 
 
+DATA_LIMIT = 256 * 1024
+"""The most ``--data`` may hold: the HTTP API's body limit (``http.limits.DEFAULT_LIMIT``)."""
+MAX_ID = 2**31 - 1
+"""The largest id (case, message, token) the database holds; the API's limit too."""
+
+
 def read_json_file(path: Path, option: str) -> Any:
+    """The JSON in ``path`` (``-``: standard input), read with the API's size limit, in
+    UTF-8, nested at most ``MAX_DEPTH`` deep, with no NUL in any text: else exit 2."""
+
+    def bad(message: str) -> InvalidData:
+        return InvalidData("input", [FieldError(option, message)])
+
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        if str(path) == "-":
+            raw = sys.stdin.buffer.read(DATA_LIMIT + 1)
+        else:
+            with path.open("rb") as f:
+                raw = f.read(DATA_LIMIT + 1)
     except OSError as exc:
-        raise InvalidData(
-            "input", [FieldError(option, f"cannot read {path}: {exc.strerror}")]
-        ) from None
+        raise bad(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > DATA_LIMIT:
+        raise bad(f"{path} is over the limit of {DATA_LIMIT // 1024} KiB (the API's body limit)")
+    if b"\x00" in raw:
+        raise bad(f"{path} holds NUL bytes (UTF-16 or binary?); save the file in UTF-8")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidData(
-            "input",
-            [
-                FieldError(
-                    option,
-                    f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-                )
-            ],
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(
+            f"{path} is not UTF-8 text (byte {exc.start + 1}); save the file in UTF-8"
         ) from None
+    text = text.removeprefix("\ufeff")
+    depth = json_depth(text)
+    if depth > MAX_DEPTH:
+        raise bad(f"{path} is nested {depth} levels deep; at most {MAX_DEPTH} are accepted")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    refuse_nul(value, "input", f"{option} ")
+    return value
 
 
 def emit(value: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -101,9 +134,10 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         as_json = bool(kwargs.get("as_json")) or ROOT.json
         try:
+            _check_ids(kwargs)
             return fn(*args, **kwargs)
         except TiWorkflowError as exc:
-            code = 2 if isinstance(exc, USAGE_ERRORS) else 1
+            code = 2 if isinstance(exc, USAGE_ERRORS) or _unreadable(exc) else 1
             if as_json:
                 body = {"error": exc.kind, "message": str(exc), "rules": exc.details()}
                 sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
@@ -113,3 +147,35 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(code) from None
 
     return wrapper
+
+
+def _unreadable(exc: TiWorkflowError) -> bool:
+    """Definition files that cannot be read as YAML at all are bad input (exit 2); files
+    that read but break the rules are refused (exit 1, like any refusal)."""
+    return isinstance(exc, InvalidDefinition) and all(
+        f": {UNREADABLE}" in e or ": cannot read: " in e for e in exc.errors
+    )
+
+
+def _check_ids(values: dict[str, Any]) -> None:
+    """Whole numbers given on the command line are ids, counts or limits: none is larger than
+    the database's integers (``case show 99999999999999999999999`` is an input error)."""
+    errors = []
+    for name, value in values.items():
+        numbers = value if isinstance(value, list) else [value]
+        for n in numbers:
+            if isinstance(n, int) and not isinstance(n, bool) and abs(n) > MAX_ID:
+                errors.append(FieldError(_param(name), f"{n} is too large (at most {MAX_ID})"))
+                break
+    if errors:
+        raise InvalidData("arguments", errors)
+
+
+def _param(name: str) -> str:
+    """How the user wrote parameter ``name``: ``--case`` or ``CASE_ID``."""
+    context = click.get_current_context(silent=True)
+    for param in context.command.params if context else ():
+        if param.name == name:
+            options = [o for o in param.opts if o.startswith("--")]
+            return options[0] if options else name.upper()
+    return name
