@@ -12,6 +12,7 @@ import yaml
 from ti_workflow.definitions.loader import read_yaml, yaml_problem
 from ti_workflow.definitions.timers import parse_campaign_timers
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.text import id_problem
 from ti_workflow.domain.timers import CampaignTimerSpec
 from ti_workflow.errors import InvalidDefinition
 
@@ -30,8 +31,10 @@ def parse_campaign(document: Any, file: str) -> Campaign:
         if key not in TOP_KEYS:
             error(str(key), f"unknown key (allowed: {', '.join(TOP_KEYS)})")
     cid = document.get("campaign")
-    if not isinstance(cid, str) or not cid:
-        error("campaign", "the campaign id is required (e.g. ti-2023-2027)")
+    problem = id_problem(cid, "campaign")
+    if problem:
+        error("campaign", problem)
+        cid = "?"
     zone = document.get("timezone", "Europe/Paris")
     try:
         ZoneInfo(str(zone))

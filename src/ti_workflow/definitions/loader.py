@@ -21,9 +21,10 @@ from ti_workflow.domain import amendments  # noqa: F401  (registers its guards a
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS
-from ti_workflow.domain.text import MAX_DEPTH
+from ti_workflow.domain.text import MAX_DEPTH, id_problem
 from ti_workflow.errors import InvalidDefinition
 
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 YAML11_BOOLEAN_WORDS = frozenset(
     {"y", "yes", "n", "no", "on", "off", "true", "false"}
 )  # names a YAML 1.1 reader would turn into true/false
@@ -128,8 +129,8 @@ class _Checker:
                 f"choose another name",
             )
             return None
-        if not value.replace("_", "a").isalnum() or not value[0].isalpha():
-            self.error(path, f"{what} {value!r} must be letters, digits and '_' only")
+        if not NAME_RE.match(value):
+            self.error(path, f"{what} {value!r} must be ASCII letters, digits and '_' only, starting with a letter")
             return None
         return value
 
@@ -175,6 +176,8 @@ def parse_definition(document: Any, file: str) -> Definition:
         if required not in document:
             c.error(required, "required key is missing")
     name = c.name(document.get("workflow"), "workflow", "workflow name") or "?"
+    if name != "?" and (problem := id_problem(name, "workflow")):
+        c.error("workflow", problem)
 
     form = document.get("form")
     if form is not None and form not in FORMS:

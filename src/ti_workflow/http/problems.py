@@ -115,7 +115,6 @@ def problem(
     detail: str,
     instance: str,
     *,
-    kind: str | None = None,
     errors: list[dict[str, str]] | None = None,
     rules: list[dict[str, Any]] | None = None,
     status: int | None = None,
@@ -128,7 +127,7 @@ def problem(
         "status": status or k.status,
         "detail": detail,
         "instance": instance,
-        "kind": kind or slug.replace("-", "_"),
+        "kind": slug.replace("-", "_"),  # always the type's suffix: one name per problem
         "errors": errors or [],
         "rules": rules or [],
     }
@@ -167,7 +166,7 @@ def from_error(exc: TiWorkflowError, instance: str, if_match: bool) -> dict[str,
         errors = [e.as_dict() for e in exc.errors]
     elif isinstance(exc, UnknownTrigger):
         errors = [{"location": "trigger", "message": f"allowed: {', '.join(sorted(exc.known))}"}]
-    return problem(slug, str(exc), instance, kind=exc.kind, errors=errors, rules=rules)
+    return problem(slug, str(exc), instance, errors=errors, rules=rules)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
