@@ -130,7 +130,9 @@ class _Checker:
             )
             return None
         if not NAME_RE.match(value):
-            self.error(path, f"{what} {value!r} must be ASCII letters, digits and '_' only, starting with a letter")
+            self.error(
+                path, f"{what} {value!r}: ASCII letters, digits and '_', starting with a letter"
+            )
             return None
         return value
 
