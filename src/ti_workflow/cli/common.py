@@ -38,6 +38,14 @@ DbOpt = Annotated[
         "--db", help="Database URL (default: TI_WORKFLOW_DB or sqlite:///ti_workflow.db)."
     ),
 ]
+AllowCancelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-cancel",
+        help="Cancel the pending timers that fire a trigger and are no longer in the campaign "
+        "files (else listed under cancelled: with a date and a reason, or refused).",
+    ),
+]
 AsOpt = Annotated[
     str,
     typer.Option(
@@ -67,8 +75,8 @@ def settings(db: str | None) -> Settings:
     return Settings.from_env(db_url=db or ROOT.db)
 
 
-def engine(db: str | None) -> Engine:
-    return open_engine(settings(db))
+def engine(db: str | None, allow_cancel: bool = False) -> Engine:
+    return open_engine(settings(db), allow_cancel=allow_cancel)
 
 
 def actor(text: str) -> Actor:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ti_workflow.cli.common import (
+    AllowCancelOpt,
     AsOpt,
     DbOpt,
     JsonOpt,
@@ -92,16 +93,18 @@ def tick(
         str | None, typer.Option("--until", help="Only timers due up to this instant (ISO).")
     ] = None,
     no_send: Annotated[bool, typer.Option("--no-send", help="Queue mail, do not send.")] = False,
+    allow_cancel: AllowCancelOpt = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run every due timer once (late policies applied), send due mail, and exit."""
+    """Run every due timer once (late policies applied), send due mail, and exit. Every
+    campaign timer cancelled or re-planned because its file changed is printed first."""
     horizon = _until(until)
-    eng = engine(db)
+    eng = engine(db, allow_cancel)
     worker = worker_id()
     lock.acquire(eng.db, worker, timedelta(minutes=10))
     try:
-        report = sweep(eng, until=horizon, worker=worker)
+        report = sweep(eng, until=horizon, worker=worker, allow_cancel=allow_cancel)
         sent = None if no_send else Dispatcher(eng.db, settings(db), eng.clock).send_due()
     finally:
         lock.release(eng.db, worker)
@@ -116,6 +119,8 @@ def tick(
         }
 
     def human() -> None:
+        for line in report.synced.lines():
+            console.print(line, highlight=False)
         for t in report.timers:
             console.print(
                 f"{t['status']:<10} {t['name']}  (due {_paris(t['due_at'])})  "
