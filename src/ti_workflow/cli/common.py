@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.models import OptionInfo
 
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.definitions.loader import UNREADABLE
@@ -142,7 +143,7 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         as_json = bool(kwargs.get("as_json")) or ROOT.json
         try:
-            _check_ids(kwargs)
+            _check_ids(fn, kwargs)
             return fn(*args, **kwargs)
         except TiWorkflowError as exc:
             code = 2 if isinstance(exc, USAGE_ERRORS) or _unreadable(exc) else 1
@@ -165,7 +166,7 @@ def _unreadable(exc: TiWorkflowError) -> bool:
     )
 
 
-def _check_ids(values: dict[str, Any]) -> None:
+def _check_ids(fn: Callable[..., Any], values: dict[str, Any]) -> None:
     """Whole numbers given on the command line are ids, counts or limits: none is larger than
     the database's integers (``case show 99999999999999999999999`` is an input error)."""
     errors = []
@@ -173,17 +174,17 @@ def _check_ids(values: dict[str, Any]) -> None:
         numbers = value if isinstance(value, list) else [value]
         for n in numbers:
             if isinstance(n, int) and not isinstance(n, bool) and abs(n) > MAX_ID:
-                errors.append(FieldError(_param(name), f"{n} is too large (at most {MAX_ID})"))
+                errors.append(FieldError(_param(fn, name), f"{n} is too large (at most {MAX_ID})"))
                 break
     if errors:
         raise InvalidData("arguments", errors)
 
 
-def _param(name: str) -> str:
-    """How the user wrote parameter ``name``: ``--case`` or ``CASE_ID``."""
-    context = click.get_current_context(silent=True)
-    for param in context.command.params if context else ():
-        if param.name == name:
-            options = [o for o in param.opts if o.startswith("--")]
-            return options[0] if options else name.upper()
-    return name
+def _param(fn: Callable[..., Any], name: str) -> str:
+    """How the user wrote parameter ``name``: ``--case`` (an option) or ``CASE_ID``."""
+    hint = typing.get_type_hints(fn, include_extras=True).get(name)
+    for meta in getattr(hint, "__metadata__", ()):
+        if isinstance(meta, OptionInfo):
+            declared = [meta.default, *(meta.param_decls or ())]  # Annotated: default holds one
+            return next((d for d in declared if str(d).startswith("--")), name)
+    return name.upper()
