@@ -110,6 +110,7 @@ def test_removing_a_timer_that_fires_is_refused_unless_announced_or_allowed(
 ) -> None:
     """A stray edit must not remove the legal closing sweep (FAQ 1.2, lines of the window)."""
     assert quick(env, "init").exit_code == 0
+    assert quick(env, "timers", "list").exit_code == 0  # creates the campaign's timer rows
     assert pending_timers(sqlite_url)["window_closing"] == "pending"
     path = campaigns_dir(env) / CAMPAIGN
     before = path.read_text()
@@ -153,6 +154,7 @@ def test_allow_cancel_and_reminders_are_cancelled_aloud_by_tick(
     env: dict[str, str], sqlite_url: str
 ) -> None:
     assert quick(env, "init").exit_code == 0
+    assert quick(env, "timers", "list").exit_code == 0
     path = campaigns_dir(env) / CAMPAIGN
     _remove_timer(path, "regional_review_deadline", "  - name: decision_announcement")
     _remove_timer(path, "opinion_reminder", "  - name: decision_announcement")

@@ -32,7 +32,8 @@ class InitReport:
     new_definitions: tuple[str, ...]
     campaigns: tuple[str, ...]
     timers: SyncReport
-    """The campaign timers created, cancelled or re-planned to follow the files."""
+    """The pending campaign timers cancelled or re-planned to follow the files (new ones
+    are created by the next tick)."""
 
 
 def initialise(
@@ -110,7 +111,7 @@ def _sync(
             if stored.store_definition(conn, d, text, now):
                 new.append(f"{d.name}@{d.short_version}")
         timers = sync_campaign_timers(
-            conn, campaigns, now, allow_cancel=allow_cancel, dry_run=not apply
+            conn, campaigns, now, allow_cancel=allow_cancel, dry_run=not apply, create=False
         )
         for campaign in campaigns:
             text = Path(campaign.source).read_text(encoding="utf-8")

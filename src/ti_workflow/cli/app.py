@@ -76,8 +76,8 @@ def init(db: DbOpt = None, allow_cancel: AllowCancelOpt = False, as_json: JsonOp
             f"Workflows: {', '.join(f'{k}@{v[:12]}' for k, v in report.definitions.items())}"
             f"{new}\n"
             f"Campaigns: {', '.join(report.campaigns)}\n"
-            f"Campaign timers: {report.timers.created} created, "
-            f"{len(report.timers.cancelled)} cancelled, {len(report.timers.replanned)} re-planned"
+            f"Pending campaign timers: {len(report.timers.cancelled)} cancelled, "
+            f"{len(report.timers.replanned)} re-planned"
             + "".join(f"\n  {line}" for line in report.timers.lines()),
             highlight=False,
         ),

@@ -186,5 +186,5 @@ def _param(fn: Callable[..., Any], name: str) -> str:
     for meta in getattr(hint, "__metadata__", ()):
         if isinstance(meta, OptionInfo):
             declared = [meta.default, *(meta.param_decls or ())]  # Annotated: default holds one
-            return next((d for d in declared if str(d).startswith("--")), name)
+            return str(next((d for d in declared if str(d).startswith("--")), name))
     return name.upper()

@@ -84,6 +84,7 @@ def sync_campaign_timers(
     *,
     allow_cancel: bool = False,
     dry_run: bool = False,
+    create: bool = True,
 ) -> SyncReport:
     """Make the pending rows say what the campaign files say: create the rows of new
     timers, move or re-plan pending ones whose file entry changed (the next occurrence of
@@ -93,7 +94,8 @@ def sync_campaign_timers(
     Cancelling a timer that fires a trigger (or a re-plan that drops a trigger it fires)
     needs ``allow_cancel`` or the timer's entry under the file's ``cancelled:`` (a date and
     a reason); otherwise nothing is changed and :class:`CancelRefused` says which timers.
-    ``dry_run`` checks and reports without writing."""
+    ``dry_run`` checks and reports without writing; ``create=False`` (init) leaves the
+    rows of new timers to the next tick."""
     report = SyncReport()
     refused: list[str] = []
     writes: list[tuple[Any, dict[str, Any]]] = []
@@ -151,7 +153,7 @@ def sync_campaign_timers(
                 }
             )
             writes.append((row.id, wanted))
-        if not dry_run:
+        if create and not dry_run:
             for spec in campaign.timers:
                 report.created += insert_timer(
                     conn,
