@@ -301,7 +301,9 @@ def test_control_characters_and_strict_types_on_the_cli(
         assert f"  - {where}: " in result.stderr
 
 
-def test_huge_numbers_are_input_errors(ready: dict[str, str]) -> None:
+def test_huge_numbers_and_control_characters_in_arguments_are_input_errors(
+    ready: dict[str, str],
+) -> None:
     for args, name in (
         (("case", "show", "99999999999999999999999"), "CASE_ID"),
         (("timers", "list", "--case", "99999999999999999999"), "--case"),
@@ -311,6 +313,13 @@ def test_huge_numbers_are_input_errors(ready: dict[str, str]) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert f"{name}: " in result.stderr and "is too large (at most 2147483647)" in result.stderr
         no_traceback(result)
+    for args, name in (
+        (("tokens", "create", "ara\u202eregion"), "USER"),
+        (("case", "list", "--campaign", "ti-2023\nx"), "--campaign"),
+    ):
+        result = quick(ready, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{name}: contains" in result.stderr, result.stderr
 
 
 def test_data_from_dev_zero_stops_at_once(ready: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from typer.models import OptionInfo
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.definitions.loader import UNREADABLE
 from ti_workflow.domain.actors import Actor, parse_actor
-from ti_workflow.domain.text import MAX_DEPTH, json_depth, refuse_nul
+from ti_workflow.domain.text import MAX_DEPTH, json_depth, refuse_nul, text_problem
 from ti_workflow.engine import Engine
 from ti_workflow.errors import (
     FieldError,
@@ -143,7 +143,7 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         as_json = bool(kwargs.get("as_json")) or ROOT.json
         try:
-            _check_ids(fn, kwargs)
+            _check_arguments(fn, kwargs)
             return fn(*args, **kwargs)
         except TiWorkflowError as exc:
             code = 2 if isinstance(exc, USAGE_ERRORS) or _unreadable(exc) else 1
@@ -166,15 +166,20 @@ def _unreadable(exc: TiWorkflowError) -> bool:
     )
 
 
-def _check_ids(fn: Callable[..., Any], values: dict[str, Any]) -> None:
+def _check_arguments(fn: Callable[..., Any], values: dict[str, Any]) -> None:
     """Whole numbers given on the command line are ids, counts or limits: none is larger than
-    the database's integers (``case show 99999999999999999999999`` is an input error)."""
+    the database's integers (``case show 99999999999999999999999`` is an input error). Every
+    text argument is one line with no control or invisible character (docs/input-rules.md)."""
     errors = []
     for name, value in values.items():
-        numbers = value if isinstance(value, list) else [value]
-        for n in numbers:
+        for n in value if isinstance(value, list) else [value]:
+            problem = None
             if isinstance(n, int) and not isinstance(n, bool) and abs(n) > MAX_ID:
-                errors.append(FieldError(_param(fn, name), f"{n} is too large (at most {MAX_ID})"))
+                problem = f"{n} is too large (at most {MAX_ID})"
+            elif isinstance(n, str):
+                problem = text_problem(n)
+            if problem:
+                errors.append(FieldError(_param(fn, name), problem))
                 break
     if errors:
         raise InvalidData("arguments", errors)
