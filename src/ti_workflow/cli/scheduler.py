@@ -207,7 +207,7 @@ def timers_list(
         )
     eng = engine(db)
     with eng.db.begin() as conn:
-        sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
+        synced = sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
         if case is not None:
             repo.load_case(conn, case)  # an unknown case is an error, not an empty list
     statuses = [status] if status else (STATUSES if all_ else OPEN_STATUSES)
@@ -216,6 +216,8 @@ def timers_list(
         total = count_timers(conn, statuses=statuses, case_id=case)
 
     def human() -> None:
+        for line in synced.lines():  # a file changed since the last tick: say what followed
+            console.print(line, highlight=False)
         table = Table(
             "id", "due (Paris)", "campaign", "timer", "case", "does", "late", "status", "outcome"
         )
