@@ -265,6 +265,10 @@ def test_data_files_that_cannot_be_read_are_refused_exit_2(
         "utf16le": (good.encode("utf-16-le"), "holds NUL bytes (UTF-16 or binary?)"),
         "deep": (b"[" * 100_000 + b"]" * 100_000, "nested 100000 levels deep; at most 32"),
         "big": (b" " * (300 * 1024) + b"{}", "over the limit of 256 KiB"),
+        "surrogate": (
+            json.dumps(candidacy(**{"x\ud800": 1})).encode(),
+            "unable to parse raw data as a unicode string (got 'x\\ud800')",
+        ),
         "nul": (
             json.dumps(candidacy(territory_name="Vall\u0000ée")).encode(),
             "--data territory_name: contains the NUL character (U+0000)",

@@ -3,6 +3,7 @@ nothing stored. Issue 12 items 4, 5, 7 and 13; the rules are in docs/input-rules
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from ti_workflow.http.problems import KINDS, TYPE_BASE, from_error, problem
 from ti_workflow.storage.database import DatabaseUnavailable
 
 PROBLEM = "application/problem+json"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -78,9 +80,18 @@ def test_nul_anywhere_is_a_422_naming_the_field_and_changes_nothing(api: Api) ->
         assert r.status_code == 422, (url, r.status_code, r.text)
         assert where in locations(r), (url, r.text)
         assert "NUL" in r.text
+    # Lone surrogates (valid JSON escapes, not text UTF-8 can hold), in a value and in a key.
+    for body, where in (
+        ({"campaign": "ti-2023-2027", "data": candidacy(territory_name="a\ud800")},
+         "data.territory_name"),
+        ({"campaign": "ti-2023-2027", "data": candidacy(**{"x\udfff": 1})}, "data"),
+    ):  # fmt: skip
+        r = cand.post("/v1/cases", content=json.dumps(body).encode(), headers=JSON)
+        assert r.status_code == 422, r.text
+        assert where in locations(r), r.text
     assert (total(api), cand.get(f"/v1/cases/{case['id']}").json()["version"]) == before
     logged = [x["status"] for x in api.refusals()]
-    assert logged.count(422) == 8  # each refusal is in the access log, even on PostgreSQL
+    assert logged.count(422) == 10  # each refusal is in the access log, even on PostgreSQL
 
 
 def test_control_and_direction_characters_are_refused_in_names(api_sqlite: Api) -> None:

@@ -18,7 +18,7 @@ from typer.models import OptionInfo
 from ti_workflow.bootstrap import open_engine
 from ti_workflow.definitions.loader import UNREADABLE
 from ti_workflow.domain.actors import Actor, parse_actor
-from ti_workflow.domain.text import MAX_DEPTH, json_depth, refuse_nul, text_problem
+from ti_workflow.domain.text import MAX_DEPTH, json_depth, refuse_nul, safe_text, text_problem
 from ti_workflow.engine import Engine
 from ti_workflow.errors import (
     FieldError,
@@ -147,11 +147,16 @@ def command(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except TiWorkflowError as exc:
             code = 2 if isinstance(exc, USAGE_ERRORS) or _unreadable(exc) else 1
+            message = safe_text(str(exc))  # it may quote refused input (a lone surrogate)
             if as_json:
-                body = {"error": exc.kind, "message": str(exc), "rules": exc.details()}
+                rules = [
+                    {k: safe_text(v) if isinstance(v, str) else v for k, v in d.items()}
+                    for d in exc.details()
+                ]
+                body = {"error": exc.kind, "message": message, "rules": rules}
                 sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
             err_console.print(
-                f"[bold red]error[/] ({exc.kind}): {escape(str(exc))}", highlight=False
+                f"[bold red]error[/] ({exc.kind}): {escape(message)}", highlight=False
             )
             raise typer.Exit(code) from None
 

@@ -48,6 +48,12 @@ _BAD = re.compile(
 )  # lone surrogates too: they cannot be stored as UTF-8
 
 
+def safe_text(text: str) -> str:
+    """``text`` as it can be shown and stored anywhere: NUL and lone surrogates (which
+    UTF-8 cannot encode) written as escapes. For messages that quote refused input."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def describe_character(char: str) -> str:
     code = f"U+{ord(char):04X}"
     if char == "\x00":

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import insert
 
 from ti_workflow.clock import Clock
+from ti_workflow.domain.text import safe_text
 from ti_workflow.engine import Engine
 from ti_workflow.http.accounts import User, authenticate
 from ti_workflow.http.errors import Unauthenticated
@@ -99,4 +100,4 @@ def record_refusal(
 
 def _storable(text: str) -> str:
     """NUL cannot be stored in PostgreSQL text: a refused request's path may hold one."""
-    return text.replace("\x00", "\\x00")
+    return safe_text(text)

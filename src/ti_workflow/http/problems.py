@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ti_workflow.domain.text import safe_text
 from ti_workflow.errors import (
     Conflict,
     Forbidden,
@@ -125,10 +126,10 @@ def problem(
         "title": k.title,
         "title_fr": k.title_fr,
         "status": status or k.status,
-        "detail": detail,
+        "detail": safe_text(detail),
         "instance": instance,
         "kind": slug.replace("-", "_"),  # always the type's suffix: one name per problem
-        "errors": errors or [],
+        "errors": [{k: safe_text(v) for k, v in e.items()} for e in errors or []],
         "rules": rules or [],
     }
 
