@@ -30,11 +30,8 @@ scalars = (
     | st.sampled_from(["yes", "1", "2023-02-30", "2023-07-01", "200000172", "%", "_"])
 )
 nasty_texts = st.builds(lambda a, c, b: a + c + b, texts, st.sampled_from(NASTY), texts)
-values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
-    max_leaves=12,
-)
+flat = scalars | st.lists(scalars, max_size=4)
+values = flat | st.dictionaries(texts, flat | st.dictionaries(texts, flat, max_size=3), max_size=4)
 TRIGGERS = ["submit", "withdraw", "give_opinion", "label", "reject", "lapse", "x\u0000", "%"]
 
 
