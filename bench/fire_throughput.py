@@ -107,7 +107,8 @@ def candidacy(i: int, members: list[str]) -> dict[str, Any]:
             ]
         },
         "letters_of_intent": [
-            {"signatory": "Président(e)", "organisation": "Intercommunalité", "date": "2023-06-30"}
+            {"signatory": "Président(e)", "organisation": "Intercommunalité", "date": "2023-06-30"},
+            {"signatory": "Directeur", "organisation": "Industriel local", "date": "2023-07-03"},
         ],
         "action_plan": [
             {
@@ -115,6 +116,11 @@ def candidacy(i: int, members: list[str]) -> dict[str, Any]:
                 "priority": "skills",
                 "summary": "Former et recruter sur les métiers en tension.",
                 "already_started": True,
+            },
+            {
+                "title": "Requalification de friches",
+                "priority": "land",
+                "summary": "Remobiliser le foncier pour les implantations.",
             },
         ],
     }
@@ -297,8 +303,18 @@ Step = tuple[str, str, str, str, JSON, Effect]
 REGIONAL = ("regional_council", "state_services")
 
 
-def _record_regions(facts: JSON, regions: list[str], _at: str) -> tuple[JSON, JSON]:
-    return facts, {"regions": regions}
+LETTERS = {
+    "elected": ["Président(e) (Intercommunalité)"],
+    "industrial": ["Directeur (Industriel local)"],
+    "other": [],
+}
+"""``record_submission``'s classification of the letters every bench case has (FAQ 4.5)."""
+
+
+def _record_submission(facts: JSON, regions: list[str], _at: str) -> tuple[JSON, JSON]:
+    facts["governance_mode"] = "territory"
+    facts["letters_of_intent"] = LETTERS
+    return facts, {"regions": regions, "governance_mode": "territory", "letters_of_intent": LETTERS}
 
 
 def _no_effect(facts: JSON, _regions: list[str], _at: str) -> tuple[JSON, JSON]:
@@ -326,7 +342,7 @@ def _decision(facts: JSON, _regions: list[str], at: str) -> tuple[JSON, JSON]:
 
 REVIEW = "regional_review"
 PLAIN_STEPS: dict[str, list[Step]] = {
-    "submit": [("submit", "candidate", "draft", "submitted", {}, _record_regions)],
+    "submit": [("submit", "candidate", "draft", "submitted", {}, _record_submission)],
     "start_regional_review": [
         ("start_regional_review", "system", "submitted", REVIEW, {}, _no_effect)
     ],

@@ -38,7 +38,7 @@ from sqlalchemy import func, insert, select
 from ti_workflow.bootstrap import initialise, open_engine
 from ti_workflow.clock import PARIS, SimulatedClock
 from ti_workflow.domain.events import GENESIS, Event
-from ti_workflow.domain.rules import FORMS
+from ti_workflow.domain.rules import FORMS, classify_letters
 from ti_workflow.engine import Engine
 from ti_workflow.mail.dispatch import Dispatcher
 from ti_workflow.mail.outbox import build_message, outbox
@@ -71,11 +71,20 @@ def candidacy(i: int) -> dict[str, Any]:
                 ]
             },
             "letters_of_intent": [
-                {"signatory": "Élue", "organisation": "CC", "date": "2023-07-01"}
+                {"signatory": "Élue", "organisation": "CC", "date": "2023-07-01"},
+                {"signatory": "Industriel", "organisation": "SA", "date": "2023-07-02"},
             ],
-            "action_plan": [{"title": "Campus", "priority": "skills"}],
+            "action_plan": [
+                {"title": "Campus", "priority": "skills", "summary": "Former."},
+                {"title": "Friches", "priority": "land", "summary": "Requalifier."},
+            ],
         }
     )
+
+
+def submission(data: dict[str, Any]) -> dict[str, Any]:
+    """What ``record_submission`` records at ``submit`` (facts and annotations alike)."""
+    return {"governance_mode": "territory", "letters_of_intent": classify_letters(data)}
 
 
 def seed_cases(engine: Engine, drafts: int, submitted: int) -> None:
@@ -114,7 +123,7 @@ def seed_cases(engine: Engine, drafts: int, submitted: int) -> None:
                     "candidate",
                     now,
                     {},
-                    {"regions": ["84"]},
+                    {"regions": ["84"], **submission(data)},
                     definition.version,
                     chain[0].hash,
                 )
@@ -129,7 +138,7 @@ def seed_cases(engine: Engine, drafts: int, submitted: int) -> None:
                     "title": data["territory_name"],
                     "owner_email": f"t{n}@example.org",
                     "data": data,
-                    "facts": {},
+                    "facts": submission(data) if state == "submitted" else {},
                     "regions": ["84"],
                     "version": len(chain),
                     "last_seq": len(chain),

@@ -38,7 +38,8 @@ def paris(text_: str) -> datetime:
 
 
 def candidacy(**overrides: Any) -> dict[str, Any]:
-    """A complete, valid candidacy file (two EPCI of one region, a binôme, one letter...)."""
+    """A complete, valid candidacy file: two EPCI of one region, a binôme for the territory
+    (FAQ 4.1), a letter of each member of the binôme (4.5), two described actions (3.1)."""
     data: dict[str, Any] = {
         "territory_name": "Vallée de l'Arve",
         "contact_email": "ti@arve.example.org",
@@ -55,10 +56,22 @@ def candidacy(**overrides: Any) -> dict[str, Any]:
             "extended_governance_justification": None,
         },
         "letters_of_intent": [
-            {"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01"}
+            {"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01"},
+            {"signatory": "M. Industriel", "organisation": "Décolletage SA", "date": "2023-07-03"},
         ],
         "action_plan": [
-            {"title": "Campus", "priority": "skills", "summary": "", "already_started": False}
+            {
+                "title": "Campus",
+                "priority": "skills",
+                "summary": "Former aux métiers du décolletage.",
+                "already_started": False,
+            },
+            {
+                "title": "Friches",
+                "priority": "land",
+                "summary": "Requalifier deux friches industrielles.",
+                "already_started": False,
+            },
         ],
     }
     data.update(overrides)
@@ -140,11 +153,13 @@ EngineFactory = Callable[..., Engine]
 
 
 @pytest.fixture
-def make_engine(clock: SimulatedClock) -> Iterator[EngineFactory]:
+def make_engine(clock: SimulatedClock, tmp_path: Path) -> Iterator[EngineFactory]:
     opened: list[Engine] = []
 
     def factory(url: str, clock_: SimulatedClock | None = None) -> Engine:
-        engine = open_engine(Settings(db_url=url), clock_ or clock)
+        # Uploaded documents stay in the test's folder (PostgreSQL's default is the cwd).
+        settings = Settings(db_url=url, files_dir=tmp_path / "files")
+        engine = open_engine(settings, clock_ or clock)
         opened.append(engine)
         return engine
 

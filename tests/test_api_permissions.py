@@ -13,6 +13,7 @@ import pytest
 
 from conftest import (
     CANDIDATE,
+    COMMITTEE,
     SYSTEM,
     EngineFactory,
     candidacy,
@@ -61,6 +62,21 @@ def national_review(engine: Engine) -> int:
     return cid
 
 
+SPARE_84 = ["200023299", "200011773"]  # CC Coeur de Tarentaise, CA Annemasse (84)
+
+
+def labelled(engine: Engine) -> int:
+    """A labelled case with its own groupement (one territory per groupement)."""
+    done, _ = engine.list_cases(SYSTEM, state="labelled")
+    used = {m for c in done for m in c.data["perimeter"]["members"]}
+    spare = next(siren for siren in SPARE_84 if siren not in used)
+    perimeter = {"members": [spare], "single_member_justification": "Taille critique"}
+    cid = drive_to_regional_review(engine, candidacy(perimeter=perimeter))
+    give_all_opinions(engine, cid)
+    engine.fire(cid, "label", COMMITTEE)
+    return cid
+
+
 REASON = {"reason": "Motif exposé au candidat."}
 OPINION = {"opinion": "favourable", "reasons": "Avis motivé."}
 
@@ -76,6 +92,8 @@ MATRIX: dict[str, tuple[Callable[[Engine], int], dict[str, str], set[str]]] = {
     "label": (national_review, {}, {"committee"}),
     "reject": (national_review, REASON, {"committee"}),
     "lapse": (draft, {}, set()),  # the scheduler's, never over HTTP
+    "remind_binome": (labelled, {}, set()),  # the scheduler's binôme follow-up (FAQ 4.1)
+    "escalate_binome": (labelled, {}, set()),
 }
 
 

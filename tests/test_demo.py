@@ -27,7 +27,16 @@ def test_demo_walks_the_2023_campaign(tmp_path: Path) -> None:
         "withdrawn": "withdrawn",
         "late": "lapsed",
         "opinion_missing": "labelled",
+        "binome_per_intercommunality": "labelled",
     }
+    # FAQ 4.1 line 200: labelled with one binôme per intercommunality, then followed up.
+    per_epci = report["binome_per_intercommunality"]
+    assert per_epci["governance_mode"] == "per_intercommunality"
+    assert report["interregional"]["governance_mode"] == "territory"
+    assert any(n.startswith("binôme follow-up (FAQ 4.1)") for n in per_epci["notes"])
+    # FAQ 3.1 line 160: a five-year action without phases warns at submission.
+    assert any("60\u00a0mois" in n for n in per_epci["notes"])
+    assert not any("follow-up" in n for n in report["interregional"]["notes"])
     assert len(report["interregional"]["regions"]) >= 2
     assert len(report["single_epci"]["members"]) == 1
     assert any("(METRO)" in m or "(MET69)" in m for m in report["metropole"]["members"])

@@ -50,7 +50,7 @@ def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str
         names = {p.name.removesuffix(f".{part}") for p in folder.glob(f"*.{part}")}
         names.discard("_layout")
         assert {n for n in names if "." not in n} == declared, part
-    assert len(declared) == 19  # 14 for candidacies, 5 shared by the amendment workflows
+    assert len(declared) == 21  # 16 for candidacies, 5 shared by the amendment workflows
 
 
 def test_a_template_using_a_variable_its_notification_does_not_give_fails_at_load(
@@ -276,7 +276,7 @@ def test_the_fast_environment_renders_every_notification_as_stock_jinja_does(
     stock = Renderer(Settings().notifications_dir, Environment)
     fast = Renderer(Settings().notifications_dir)
     specs = workflow_specs(engine.catalog.current_definition("candidacy"))[1]
-    assert len(specs) == 14
+    assert len(specs) == 16
     for spec in specs:
         given = {**context, **{v: f"<{v}>" for v in spec.variables}}
         assert fast.render(spec.name, given) == stock.render(spec.name, given), spec.name

@@ -151,7 +151,13 @@ def test_complete_regional_review_is_automatic_only(engine: Engine) -> None:
         engine.fire(case_id, "complete_regional_review", COMMITTEE)
     with pytest.raises(GuardRefused) as refused:
         engine.fire(case_id, "complete_regional_review", SYSTEM)
-    assert "84/regional_council" in refused.value.rules[0].message_fr
+    rule = refused.value.rules[0]
+    assert "84/regional_council" in rule.message_en
+    # French text names the bodies, never a code (issue 11, wording)
+    assert rule.message_fr == (
+        "avis d'opportunité manquants\u00a0: Auvergne-Rhône-Alpes (conseil régional, "
+        "services de l'État en région)"
+    )
 
 
 def test_interregional_review_needs_both_bodies_of_every_region(engine: Engine) -> None:

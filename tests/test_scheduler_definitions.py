@@ -15,6 +15,7 @@ from ti_workflow.bootstrap import initialise, open_engine
 from ti_workflow.clock import PARIS, SimulatedClock
 from ti_workflow.definitions.campaigns import parse_campaign
 from ti_workflow.definitions.loader import parse_definition, parse_yaml_text, read_yaml
+from ti_workflow.definitions.timers import workflow_specs
 from ti_workflow.domain.timers import Delay, add_business_days
 from ti_workflow.errors import InvalidDefinition
 from ti_workflow.scheduling.jobs import JOBS, JobContext, register_job
@@ -93,6 +94,7 @@ def test_workflow_timer_and_notification_errors() -> None:
         }
     ]
     document["notifications"].append({"name": "x", "to": ["mayor"], "when": "approve"})
+    last = len(document["notifications"]) - 1
     with pytest.raises(InvalidDefinition) as exc:
         parse_definition(document, "workflows/candidacy.yaml")
     text = "\n".join(exc.value.errors)
@@ -102,8 +104,8 @@ def test_workflow_timer_and_notification_errors() -> None:
         "got '14 days'",
         "timers[0].while_in[0]: unknown state 'drafts'",
         "timers[0].notify: unknown notification 'nope'",
-        "notifications[14].to[0]: unknown recipient 'mayor'",
-        "notifications[14].when: unknown trigger 'approve'",
+        f"notifications[{last}].to[0]: unknown recipient 'mayor'",
+        f"notifications[{last}].when: unknown trigger 'approve'",
     ):
         assert expected in text
 
@@ -262,3 +264,36 @@ def test_sub_day_offsets_are_named_as_written() -> None:
         ("last_call.-PT3M", "22/09 22:57"),
         ("last_call.-PT1M", "22/09 22:59"),
     ]
+
+
+def test_a_case_timer_delay_may_be_a_campaign_parameter() -> None:
+    """The binôme follow-up delays (FAQ 4.1) are campaign parameters: a campaign that sets
+    one gives a duration; one that does not starts no such timer."""
+    from ti_workflow.scheduling.install import campaign_timer_errors
+
+    definition = parse_definition(
+        read_yaml(Settings().workflows_dir / "candidacy.yaml"), "workflows/candidacy.yaml"
+    )
+    shipped = parse_campaign(
+        read_yaml(Settings().campaign_files()[0]), "workflows/campaigns/ti-2023-2027.yaml"
+    )
+    assert campaign_timer_errors({"candidacy": definition}, [shipped]) == []
+    [reminder] = [t for t in workflow_specs(definition)[0] if t.name == "binome_reminder"]
+    assert reminder.delay_for(shipped.parameters) == Delay("P90D", days=90)
+    assert reminder.delay_for({}) is None
+    document = read_yaml(Settings().campaign_files()[0])
+    document["parameters"] = {**document["parameters"], "binome_reminder_after": "90 jours"}
+    wrong = parse_campaign(document, "campaigns/wrong.yaml")
+    [error] = campaign_timer_errors({"candidacy": definition}, [wrong])
+    assert error.startswith("campaigns/wrong.yaml: parameters.binome_reminder_after")
+    assert "got '90 jours'" in error
+
+
+def test_a_final_state_keeps_only_self_loops() -> None:
+    document = read_yaml(Settings().workflows_dir / "candidacy.yaml")
+    document["transitions"].append(
+        {"trigger": "relabel", "source": "labelled", "dest": "national_review", "roles": ["system"]}
+    )
+    with pytest.raises(InvalidDefinition) as exc:
+        parse_definition(document, "workflows/candidacy.yaml")
+    assert any("states.labelled: a final state cannot have outgoing" in e for e in exc.value.errors)

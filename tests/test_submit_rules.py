@@ -149,23 +149,33 @@ def test_faq_2_5_interregional_perimeter_derives_every_region(engine: Engine) ->
     assert case.regions == ("52", "84")
     fired = engine.fire(case.id, "submit", CANDIDATE)
     assert fired.case.state == "submitted"
-    assert fired.events[0].annotations == {"regions": ["52", "84"]}
+    assert fired.events[0].annotations["regions"] == ["52", "84"]
 
 
 # --- FAQ 4.1 / 4.4: binôme élu-industriel; a polynôme with a justification -----------------
 
 
 def test_faq_4_1_governance_needs_elected_and_industrial(engine: Engine) -> None:
-    only_elected = candidacy(governance={"members": [{"name": "A", "role": "elected"}]})
-    assert refused_codes(engine, only_elected) == {"governance_no_industrial"}
+    """FAQ 4.1 line 198: a binôme for the territory (the default governance mode); the
+    letter of the missing member cannot be matched either (4.5)."""
+    only_elected = candidacy(governance={"members": [{"name": "Mme Élue", "role": "elected"}]})
+    assert refused_codes(engine, only_elected) == {
+        "governance_no_industrial",
+        "letter_of_intent_no_industrial",
+    }
     nobody = candidacy(governance={"members": []})
-    assert refused_codes(engine, nobody) == {"governance_no_elected", "governance_no_industrial"}
+    assert refused_codes(engine, nobody) == {
+        "governance_no_elected",
+        "governance_no_industrial",
+        "letter_of_intent_no_elected",
+        "letter_of_intent_no_industrial",
+    }
 
 
 def test_faq_4_4_polynome_needs_justification(engine: Engine) -> None:
     three = [
-        {"name": "A", "role": "elected"},
-        {"name": "B", "role": "industrial"},
+        {"name": "Mme Élue", "role": "elected"},
+        {"name": "M. Industriel", "role": "industrial"},
         {"name": "C", "role": "industrial"},
     ]
     assert refused_codes(engine, candidacy(governance={"members": three})) == {
@@ -190,7 +200,10 @@ def test_faq_3_1_action_plan_required(engine: Engine) -> None:
 
 
 def test_faq_1_5_each_action_titled_under_a_priority(engine: Engine) -> None:
-    plan = [{"title": "", "priority": None}, {"title": "Foncier", "priority": "land"}]
+    plan = [
+        {"title": "", "priority": None, "summary": "Une action."},
+        {"title": "Foncier", "priority": "land", "summary": "Deux friches."},
+    ]
     assert refused_codes(engine, candidacy(action_plan=plan)) == {
         "action_untitled",
         "action_without_priority",

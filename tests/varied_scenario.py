@@ -62,21 +62,26 @@ def form(rng: random.Random, n: int, members: list[str], ref: Referential) -> di
             "extended_governance_justification": f"{len(governance)} membres" if extra else None,
         },
         "letters_of_intent": [
-            {
-                "signatory": people[4 - i],
-                "organisation": f"Organisation {i}",
-                "date": f"2023-{rng.randint(6, 9):02d}-{rng.randint(1, 28):02d}",
-            }
-            for i in range(rng.randint(1, 3))
+            # FAQ 4.5: the binôme's own letters, then 1-3 other supports
+            {"signatory": people[0], "organisation": first.name, "date": "2023-06-30"},
+            {"signatory": people[1], "organisation": f"Industrie {n} SAS", "date": "2023-07-03"},
+            *[
+                {
+                    "signatory": people[4 - i],
+                    "organisation": f"Organisation {i}",
+                    "date": f"2023-{rng.randint(6, 9):02d}-{rng.randint(1, 28):02d}",
+                }
+                for i in range(rng.randint(1, 3))
+            ],
         ],
         "action_plan": [
             {
                 "title": f"{rng.choice(ACTIONS)} {i + 1}",
                 "priority": rng.choice(PRIORITIES),
-                "summary": f"Action {i + 1} du dossier {n}" * rng.randint(0, 3),
+                "summary": f"Action {i + 1} du dossier {n}" * (rng.randint(0, 3) + 1),
                 "already_started": rng.random() < 0.5,
             }
-            for i in range(rng.randint(1, 5))
+            for i in range(rng.randint(1, 5) + 1)  # FAQ 3.1: several actions
         ],
     }
 
@@ -113,7 +118,10 @@ def story(engine: Engine, clock: SimulatedClock, n: int, pool: dict[str, list[st
         at(between(rng, clock.now(), min(clock.now() + timedelta(days=5), CLOSES)))
         data = {
             **data,
-            "action_plan": [*data["action_plan"], {"title": "Ajout", "priority": "land"}],
+            "action_plan": [
+                *data["action_plan"],
+                {"title": "Ajout", "priority": "land", "summary": "Action ajoutée."},
+            ],
         }
         engine.update_data(case_id, data, owner)
         count += 1

@@ -22,7 +22,9 @@ from ti_workflow.domain.actors import Actor, parse_actor
 from ti_workflow.domain.reference import Referential
 from ti_workflow.engine import Engine
 from ti_workflow.errors import GuardRefused
+from ti_workflow.scheduling.timers import list_timers
 from ti_workflow.settings import Settings
+from ti_workflow.storage.database import read
 from ti_workflow.storage.reference_data import read_csv
 
 SYSTEM = Actor("system")
@@ -82,6 +84,7 @@ def pick_stories() -> list[Story]:
     take("withdrawn", lambda t: len(t.members) == 2)
     take("late", lambda t: len(t.members) == 2)
     take("opinion_missing", lambda t: len(t.members) >= 2)
+    take("binome_per_intercommunality", lambda t: 2 <= len(t.members) <= 4)
     return chosen
 
 
@@ -89,14 +92,52 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
     t = story.territory
     names = [g.name for s in t.members if (g := reference.groupement(s))]
     metropole = any(g.is_metropole for s in t.members if (g := reference.groupement(s)))
-    governance = [
-        {"name": "Présidence de l'intercommunalité", "role": "elected", "organisation": names[0]},
+    governance: dict[str, Any] = {
+        "members": [
+            {
+                "name": "Présidence de l'intercommunalité",
+                "role": "elected",
+                "organisation": names[0],
+            },
+            {
+                "name": "Direction d'un site industriel",
+                "role": "industrial",
+                "organisation": "Industriel local",
+            },
+        ],
+        "extended_governance_justification": None,
+    }
+    letters = [
+        {"signatory": "Président(e)", "organisation": names[0], "date": "2023-07-10"},
         {
-            "name": "Direction d'un site industriel",
-            "role": "industrial",
+            "signatory": "Directeur de site",
             "organisation": "Industriel local",
+            "date": "2023-07-12",
         },
     ]
+    if story.role == "binome_per_intercommunality":
+        # FAQ 4.1: at first, one binôme per intercommunality (each names the EPCI it represents)
+        governance = {"mode": "per_intercommunality", "members": []}
+        letters = []
+        for i, siren in enumerate(t.members):
+            elected = f"Présidence de {names[i]}"
+            industrial = f"Direction industrielle, bassin {i + 1}"
+            governance["members"] += [
+                {"name": elected, "role": "elected", "organisation": names[i], "represents": siren},
+                {
+                    "name": industrial,
+                    "role": "industrial",
+                    "organisation": f"Industriel du bassin {i + 1}",
+                    "represents": siren,
+                },
+            ]
+            letters += [
+                {"signatory": elected, "organisation": names[i], "date": "2023-07-10"},
+                {"signatory": industrial, "organisation": "", "date": "2023-07-11"},
+            ]
+        letters.append(
+            {"signatory": "Président", "organisation": "CCI de la région", "date": "2023-07-12"}
+        )
     return {
         "territory_name": t.name,
         "contact_email": story.email,
@@ -114,10 +155,8 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
                 else None
             ),
         },
-        "governance": {"members": governance, "extended_governance_justification": None},
-        "letters_of_intent": [
-            {"signatory": "Président(e)", "organisation": names[0], "date": "2023-07-10"}
-        ],
+        "governance": governance,
+        "letters_of_intent": letters,
         "action_plan": [
             {
                 "title": "Campus des compétences industrielles",
@@ -130,6 +169,13 @@ def candidacy_file(story: Story, reference: Referential) -> dict[str, Any]:
                 "priority": "land",
                 "summary": "Remobiliser le foncier pour les implantations.",
                 "already_started": False,
+                "owner": "Établissement public foncier",
+                "duration_months": 60,  # FAQ 3.1: beyond four years, phases are advised
+                "phases": (
+                    []
+                    if story.role == "binome_per_intercommunality"
+                    else ["Études et acquisitions", "Dépollution", "Commercialisation"]
+                ),
             },
         ],
     }
@@ -176,7 +222,8 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
 
     for i, s in enumerate(x for x in stories if x.role not in ("withdrawn", "late")):
         clock.set(at("2023-09-04T11:00:00").replace(day=4 + i))
-        engine.fire(s.case_id, "submit", parse_actor(f"candidate:{s.email}"))
+        fired = engine.fire(s.case_id, "submit", parse_actor(f"candidate:{s.email}"))
+        s.notes += [f"warning at submission: {w['message_fr']}" for w in fired.warnings]
 
     r = by_role["returned_then_labelled"]
     clock.set(at("2023-09-15T10:00:00"))
@@ -184,18 +231,14 @@ def run_campaign(engine: Engine, clock: SimulatedClock) -> list[Story]:
         r.case_id,
         "return_for_completion",
         COMMITTEE,
-        {"reason": "Merci de joindre la lettre d'intention de l'industriel du binôme."},
+        {"reason": "Merci de joindre la lettre d'intention de la chambre de commerce."},
     )
     clock.set(at("2023-09-20T16:30:00"))
     case = engine.get(r.case_id, AUDITOR)
     data = dict(case.data)
     data["letters_of_intent"] = [
         *data["letters_of_intent"],
-        {
-            "signatory": "Directeur de site",
-            "organisation": "Industriel local",
-            "date": "2023-09-19",
-        },
+        {"signatory": "Président", "organisation": "CCI territoriale", "date": "2023-09-19"},
     ]
     engine.update_data(r.case_id, data, parse_actor(f"candidate:{r.email}"))
     engine.fire(r.case_id, "submit", parse_actor(f"candidate:{r.email}"))
@@ -250,6 +293,7 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
     stories = run_campaign(engine, clock)
     report = []
     for s in stories:
+        s.notes += _follow_up_notes(engine, s.case_id)
         case = engine.get(s.case_id, AUDITOR)
         events = engine.history(s.case_id, AUDITOR)
         report.append(
@@ -258,6 +302,7 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
                 "territory": case.title,
                 "id_ti": s.territory.id_ti,
                 "story": s.role,
+                "governance_mode": case.facts.get("governance_mode"),
                 "members": [
                     f"{g.name} ({g.nature})"
                     for m in case.data["perimeter"]["members"]
@@ -289,10 +334,30 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
     _print_report(report, settings)
 
 
+def _follow_up_notes(engine: Engine, case_id: int) -> list[str]:
+    """The binôme follow-up timers (FAQ 4.1) a labelled case got (run by the scheduler)."""
+    with read(engine.db) as conn:
+        timers = list_timers(conn, case_id=case_id)
+    due = {
+        t["name"]: datetime.fromisoformat(t["due_at"]).astimezone(PARIS).strftime("%d/%m/%Y")
+        for t in timers
+        if t["name"] in ("binome_reminder", "binome_escalation")
+    }
+    if not due or engine.get(case_id, AUDITOR).facts.get("governance_mode") == "territory":
+        return []
+    return [
+        f"binôme follow-up (FAQ 4.1): reminder on {due.get('binome_reminder')}, the "
+        f"Délégation told on {due.get('binome_escalation')}, unless an approved governance "
+        "amendment gives the territory one binôme first"
+    ]
+
+
 def _print_report(report: list[dict[str, Any]], settings: Settings) -> None:
     console = Console(width=None if sys.stdout.isatty() else 132)
     console.rule("ti-workflow demo: campaign ti-2023-2027 in simulated time")
-    summary = Table("case", "territory", "story", "groupements", "regions", "final state")
+    summary = Table(
+        "case", "territory", "story", "groupements", "regions", "governance", "final state"
+    )
     for r in report:
         summary.add_row(
             str(r["case"]),
@@ -300,6 +365,7 @@ def _print_report(report: list[dict[str, Any]], settings: Settings) -> None:
             r["story"],
             str(len(r["members"])),
             ", ".join(r["regions"]),
+            r["governance_mode"] or "-",
             r["state"],
         )
     console.print(summary)

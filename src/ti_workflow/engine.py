@@ -43,7 +43,10 @@ from ti_workflow.errors import (
     TiWorkflowError,
     TransitionNotAllowed,
     UnknownTrigger,
+    split_rules,
 )
+from ti_workflow.files.store import FileStore
+from ti_workflow.settings import default_files_dir
 from ti_workflow.storage import repository as repo
 from ti_workflow.storage.database import (
     batch,
@@ -59,6 +62,8 @@ CONTEXT = "context"
 """Annotation holding the database facts (``Context.extra``) a step's rules were given."""
 CREATE = "create"
 UPDATE = "update"
+WARNINGS = "warnings"
+"""Annotation holding the non-blocking rules (``Rule.severity == "warning"``) of a step."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +112,23 @@ class TriggerOption:
     failed_rules: tuple[Rule, ...]
     payload_fields: tuple[str, ...]
     reason_required: bool
+    warnings: tuple[Rule, ...] = ()
+    """Rules that would not refuse the trigger but are shown to the actor."""
 
 
 @dataclass(frozen=True)
 class FireResult:
     case: StoredCase
     events: tuple[Event, ...]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return warnings_of(self.events)
+
+
+def warnings_of(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """The warnings recorded with these events (``Rule.as_dict`` form), in order."""
+    return [w for e in events for w in e.annotations.get(WARNINGS) or ()]
 
 
 @dataclass(frozen=True)
@@ -157,8 +173,11 @@ class Engine:
         clock: Clock | None = None,
         hooks: Sequence[Hook] = (),
         context_providers: Sequence[ContextProvider] = (),
+        files: FileStore | None = None,
     ) -> None:
         self.db = db
+        self.files = files or FileStore(default_files_dir(db.url.render_as_string(False)))
+        """Uploaded documents (letters of intent): see :mod:`ti_workflow.files`."""
         self.catalog = catalog
         self.clock: Clock = clock or SystemClock()
         self.hooks: list[Hook] = list(hooks)
@@ -196,7 +215,9 @@ class Engine:
                     trigger=CREATE,
                     extra={},
                 )
-                failed = [r for name in definition.create_guards for r in GUARDS[name](ctx)]
+                failed, _ = split_rules(
+                    [r for name in definition.create_guards for r in GUARDS[name](ctx)]
+                )
                 if failed:
                     raise CreateRefused(workflow, failed)
             case_id = repo.insert_case(
@@ -370,9 +391,10 @@ class Engine:
         for t in outgoing:
             refusal = self._role_refusal(case, t, actor)
             rules: list[Rule] = []
+            warnings: list[Rule] = []
             if refusal is None:
                 ctx = self._context(case, t, actor, now, {}, extra=extras[t.trigger])
-                rules = self._failed_rules(ctx, t)
+                rules, warnings = split_rules(self._failed_rules(ctx, t))
             options.append(
                 TriggerOption(
                     trigger=t.trigger,
@@ -383,6 +405,7 @@ class Engine:
                     failed_rules=tuple(rules),
                     payload_fields=tuple(f.name for f in t.payload),
                     reason_required=t.reason_required,
+                    warnings=tuple(warnings),
                 )
             )
         return options
@@ -549,7 +572,7 @@ class Engine:
         for _ in range(MAX_AUTOMATIC_STEPS):
             assert step is not None
             ctx = self._context(current, step, who, now, body, state, facts, extra)
-            failed = self._failed_rules(ctx, step)
+            failed, warnings = split_rules(self._failed_rules(ctx, step))
             if failed:
                 raise GuardRefused(case.id, step.trigger, failed)
             try:
@@ -561,6 +584,8 @@ class Engine:
                 facts, notes = EFFECTS[name](ctx)
                 annotations.update(notes)
                 ctx = self._context(current, step, who, now, body, state, facts, extra)
+            if warnings:
+                annotations[WARNINGS] = [w.as_dict() for w in warnings]
             if extra and (step.guards or step.effects):
                 # What the guards and effects read from the database, kept in the chained
                 # event: an audit re-evaluates them on exactly these facts.
@@ -589,7 +614,7 @@ class Engine:
     ) -> Transition | None:
         for t in definition.automatic_from(state):
             ctx = self._context(case, t, Actor(SYSTEM), now, {}, state, facts, extra)
-            if not self._failed_rules(ctx, t):
+            if not split_rules(self._failed_rules(ctx, t))[0]:
                 return t
         return None
 

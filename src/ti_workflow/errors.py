@@ -24,15 +24,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+ERROR = "error"
+WARNING = "warning"
+
 
 @dataclass(frozen=True)
 class Rule:
-    """A business rule that failed, in words an operator understands."""
+    """A business rule that failed, in words an operator understands.
+
+    ``severity`` ``warning``: the rule is shown to the person acting and recorded with the
+    event, but does not refuse the step (e.g. FAQ 3.1 advice, not a requirement)."""
 
     code: str
     faq: str | None
     message_fr: str
     message_en: str
+    severity: str = ERROR
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity != WARNING
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -40,11 +51,17 @@ class Rule:
             "faq": self.faq,
             "message_fr": self.message_fr,
             "message_en": self.message_en,
+            "severity": self.severity,
         }
 
     def __str__(self) -> str:
         ref = f" (FAQ {self.faq})" if self.faq else ""
         return f"{self.message_fr}{ref} / {self.message_en}"
+
+
+def split_rules(rules: Sequence[Rule]) -> tuple[list[Rule], list[Rule]]:
+    """(blocking rules, warnings), each in the order the guards gave them."""
+    return [r for r in rules if r.blocking], [r for r in rules if not r.blocking]
 
 
 @dataclass(frozen=True)

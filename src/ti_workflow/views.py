@@ -45,4 +45,5 @@ def option_view(option: TriggerOption) -> dict[str, Any]:
         "failed_rules": [r.as_dict() for r in option.failed_rules],
         "payload_fields": list(option.payload_fields),
         "reason_required": option.reason_required,
+        "warnings": [r.as_dict() for r in option.warnings],
     }

@@ -20,7 +20,7 @@ from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
-from ti_workflow.engine import CONTEXT, CREATE, UPDATE, Catalog
+from ti_workflow.engine import CONTEXT, CREATE, UPDATE, WARNINGS, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError
 
 MIGRATE = "migrate"
@@ -340,8 +340,8 @@ class Replayer:
         else:
             annotations = _NONE
         recorded = e.annotations
-        if CONTEXT in recorded:
-            recorded = {k: v for k, v in recorded.items() if k != CONTEXT}
+        if CONTEXT in recorded or WARNINGS in recorded:  # the guards' inputs and advice
+            recorded = {k: v for k, v in recorded.items() if k not in (CONTEXT, WARNINGS)}
         if self.check and annotations != recorded:
             self._fail(
                 e.seq,
@@ -395,7 +395,7 @@ class Replayer:
         if not t.guards:
             return
         assert ctx is not None
-        failed = [rule for name in t.guards for rule in GUARDS[name](ctx)]
+        failed = [rule for name in t.guards for rule in GUARDS[name](ctx) if rule.blocking]
         for rule in failed:
             self._fail(
                 e.seq, "guard_failed", f"{e.trigger!r} at {e.at.isoformat()} broke a rule: {rule}"

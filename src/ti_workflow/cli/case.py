@@ -140,10 +140,17 @@ def fire(
     def human() -> None:
         for e in result.events:
             console.print(f"case {e.case_id}: {e.trigger}: {e.source} -> {e.dest}", highlight=False)
+        for w in result.warnings:
+            text = f"{w['message_fr']} / {w['message_en']}"
+            console.print(f"[yellow]attention / warning[/]: {text}", highlight=False)
         _print_case(result.case)
 
     emit(
-        {"case": case_view(result.case), "events": [event_view(e) for e in result.events]},
+        {
+            "case": case_view(result.case),
+            "events": [event_view(e) for e in result.events],
+            "warnings": result.warnings,
+        },
         as_json,
         human,
     )
@@ -244,5 +251,7 @@ def triggers(case_id: CaseId, as_: AsOpt, db: DbOpt = None, as_json: JsonOpt = F
             )
             for r in o.failed_rules:
                 console.print(f"       - {r}", highlight=False)
+            for w in o.warnings:
+                console.print(f"       [yellow]warning[/]: {w}", highlight=False)
 
     emit([option_view(o) for o in options], as_json, human)

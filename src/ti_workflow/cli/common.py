@@ -27,6 +27,7 @@ from ti_workflow.errors import (
     TiWorkflowError,
     UnknownTrigger,
 )
+from ti_workflow.files.errors import FileRefused
 from ti_workflow.settings import Settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -56,7 +57,7 @@ AsOpt = Annotated[
     ),
 ]
 
-USAGE_ERRORS = (InvalidData, UnknownTrigger)
+USAGE_ERRORS = (InvalidData, UnknownTrigger, FileRefused)
 
 
 class State:

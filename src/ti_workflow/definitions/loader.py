@@ -398,8 +398,11 @@ def _check_graph(
                 "dead end: a state that is not final needs a transition leaving it "
                 "(or mark it final: true)",
             )
-        if state.final and edges.get(state.name):
-            c.error(f"states.{state.name}", "a final state cannot have outgoing transitions")
+        if state.final and any(dest != state.name for dest in edges.get(state.name, ())):
+            c.error(
+                f"states.{state.name}",
+                "a final state cannot have outgoing transitions (only to itself: follow-up)",
+            )
 
 
 def load_definition(path: Path, display: str | None = None) -> Definition:

@@ -22,12 +22,13 @@ from ti_workflow.domain.timers import (
     CaseTimerSpec,
     Delay,
     NotificationSpec,
+    parse_parameter_delay,
 )
 from ti_workflow.errors import InvalidDefinition
 
 ErrorFn = Callable[[str, str], None]
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+PARAMETER_PREFIX = "parameters."
 PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC_ZONE)
 """The due instant of a timer whose own is wrong (never stored: its file is refused)."""
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -48,16 +49,11 @@ CAMPAIGN_TIMER_KEYS = (
 
 
 def parse_delay(value: Any, path: str, error: ErrorFn, business: bool = False) -> Delay | None:
-    text = str(value) if value is not None else ""
-    m = DURATION_RE.match(text)
-    if not m or text in ("P", "PT"):
-        error(path, f"an ISO 8601 duration such as P14D, P2W or PT48H is required, got {value!r}")
+    try:
+        return parse_parameter_delay(value, business)
+    except ValueError as exc:
+        error(path, str(exc))
         return None
-    weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
-    secs = hours * 3600 + minutes * 60 + seconds
-    if business and secs:
-        error(path, f"business days count whole days only (P10D), got {text!r}")
-    return Delay(text, days=weeks * 7 + days, seconds=secs, business=business)
 
 
 def _names(value: Any, path: str, error: ErrorFn, what: str) -> tuple[str, ...]:
@@ -151,7 +147,15 @@ def parse_case_timers(
         days = item.get("days", "calendar")
         if days not in ("calendar", "business"):
             error(f"{path}.days", f"'calendar' or 'business' (French working days), got {days!r}")
-        delay = parse_delay(item.get("delay"), f"{path}.delay", error, days == "business")
+        raw_delay = item.get("delay")
+        parameter = None
+        if isinstance(raw_delay, str) and raw_delay.startswith(PARAMETER_PREFIX):
+            parameter = raw_delay.removeprefix(PARAMETER_PREFIX)  # checked with the campaigns
+            if not NAME_RE.match(parameter):
+                error(f"{path}.delay", f"parameters.<a parameter name> expected, got {raw_delay!r}")
+            delay: Delay | None = Delay(raw_delay, business=days == "business")
+        else:
+            delay = parse_delay(raw_delay, f"{path}.delay", error, days == "business")
         while_in = _names(item.get("while_in", []), f"{path}.while_in", error, "state")
         for j, s in enumerate(while_in):
             if s not in states:
@@ -167,7 +171,9 @@ def parse_case_timers(
             error(f"{path}.fire", f"unknown trigger {fire!r} (known: {', '.join(triggers)})")
         late = _late(item, path, error)
         if names and delay and after in triggers:
-            out.append(CaseTimerSpec(names[0], str(after), delay, while_in, notify, fire, late))
+            out.append(
+                CaseTimerSpec(names[0], str(after), delay, while_in, notify, fire, late, parameter)
+            )
     return tuple(out)
 
 

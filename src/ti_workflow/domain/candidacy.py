@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
 )
@@ -28,6 +29,20 @@ from ti_workflow.errors import FieldError, InvalidData
 
 PRIORITIES = ("ecological_transition", "innovation", "skills", "land")
 GOVERNANCE_ROLES = ("elected", "industrial")
+PRIORITY_LABELS_FR = {
+    "ecological_transition": "transition écologique et énergétique",
+    "innovation": "innovation",
+    "skills": "recrutement et compétences",
+    "land": "foncier",
+}
+"""FAQ 1.5: the programme's four priorities, as French text shows them."""
+ROLE_LABELS_FR = {"elected": "élu", "industrial": "industriel"}
+TERRITORY_BINOME = "territory"
+PER_INTERCOMMUNALITY = "per_intercommunality"
+BINOME_PENDING = "pending"
+GOVERNANCE_MODES = (TERRITORY_BINOME, PER_INTERCOMMUNALITY, BINOME_PENDING)
+"""FAQ 4.1: a binôme for the territory; at first one per intercommunality; or none yet
+(its identification "ne doit pas devenir un point bloquant"), with how it will be found."""
 
 
 def _one_line(value: str) -> str:
@@ -92,17 +107,37 @@ class GovernanceMember(_Strict):
     name: Text = ""
     role: Literal["elected", "industrial"]
     organisation: Text = ""
+    represents: Siren | None = None
+    """Governance ``per_intercommunality``: the SIREN of the member groupement whose binôme
+    this member belongs to (FAQ 4.1)."""
 
 
 class Governance(_Strict):
+    mode: Literal["territory", "per_intercommunality", "pending"] = "territory"
     members: list[GovernanceMember] = Field(default_factory=list, max_length=100)
     extended_governance_justification: LongText | None = None
+    binome_search_plan: LongText | None = None
+    """Governance ``pending``: how the territory's binôme will be found (FAQ 4.1)."""
+
+
+class FileRef(_Strict):
+    """A stored document (``ti_workflow.files``): its content's SHA-256, name and size."""
+
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
+    ]
+    size: int = Field(ge=1, strict=True)
+    media_type: Literal["application/pdf"] = "application/pdf"
 
 
 class LetterOfIntent(_Strict):
     signatory: Text = ""
     organisation: Text = ""
     date: IsoDate | None = None
+    signatory_role: Literal["elected", "industrial", "other"] | None = None
+    """What the signatory stands for, when no governance member can be matched (FAQ 4.5)."""
+    file: FileRef | None = None
 
 
 class Action(_Strict):
@@ -110,6 +145,11 @@ class Action(_Strict):
     priority: Literal["ecological_transition", "innovation", "skills", "land"] | None = None
     summary: LongText = ""
     already_started: bool = False
+    owner: Text = ""
+    """The project owner (porteur), any structure of local industrial development (FAQ 3.1)."""
+    duration_months: StrictInt | None = Field(default=None, ge=1, le=240)
+    phases: list[Text] = Field(default_factory=list, max_length=50)
+    """FAQ 3.1: the complex projects are split into phases (advised beyond four years)."""
 
 
 class CandidacyForm(_Strict):
@@ -135,6 +175,7 @@ def location(loc: tuple[int | str, ...]) -> str:
 _HINTS = {
     "string_pattern_mismatch": {
         "members": "a SIREN is exactly 9 digits",
+        "represents": "a SIREN is exactly 9 digits",
         "contact_email": "expected an e-mail address such as ti@example.org",
     },
 }

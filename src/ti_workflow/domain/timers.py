@@ -10,6 +10,8 @@ business days skip Saturdays, Sundays and French public holidays (``holidays``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -93,6 +95,36 @@ class CaseTimerSpec:
     notify: str | None
     fire: str | None
     late: str
+    delay_parameter: str | None = None
+    """``delay: parameters.<name>``: the delay is that campaign parameter (an ISO 8601
+    duration), read when the timer starts; ``delay`` is then a placeholder. A campaign
+    without the parameter does not start the timer."""
+
+    def delay_for(self, parameters: Mapping[str, Any]) -> Delay | None:
+        """The delay in this campaign; None: the campaign does not set it (no timer)."""
+        if self.delay_parameter is None:
+            return self.delay
+        if self.delay_parameter not in parameters:
+            return None
+        return parse_parameter_delay(parameters[self.delay_parameter], self.delay.business)
+
+
+DELAY_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_parameter_delay(value: Any, business: bool = False) -> Delay:
+    """A campaign parameter holding a duration (``P90D``); ValueError if it is not one."""
+    text = str(value) if value is not None else ""
+    m = DELAY_RE.match(text)
+    if not m or text in ("P", "PT"):
+        raise ValueError(
+            f"an ISO 8601 duration such as P14D, P2W or PT48H is required, got {value!r}"
+        )
+    weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    secs = hours * 3600 + minutes * 60 + seconds
+    if business and secs:
+        raise ValueError(f"business days count whole days only (P10D), got {text!r}")
+    return Delay(text, days=weeks * 7 + days, seconds=secs, business=business)
 
 
 @dataclass(frozen=True)

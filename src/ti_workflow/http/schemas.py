@@ -123,16 +123,23 @@ class EventOut(BaseModel):
     hash: str
 
 
-class FireOut(BaseModel):
-    case: CaseOut
-    events: list[EventOut]
-
-
 class RuleOut(BaseModel):
     code: str
     faq: str | None
     message_fr: str
     message_en: str
+    severity: str = Field(
+        default="error", description="error: refuses the step; warning: shown, not refusing"
+    )
+
+
+class FireOut(BaseModel):
+    case: CaseOut
+    events: list[EventOut]
+    warnings: list[RuleOut] = Field(
+        default_factory=list,
+        description="Non-blocking rules met by the step (also in the events' annotations)",
+    )
 
 
 class TriggerOut(BaseModel):
@@ -144,6 +151,7 @@ class TriggerOut(BaseModel):
     failed_rules: list[RuleOut]
     payload_fields: list[str]
     reason_required: bool
+    warnings: list[RuleOut] = Field(default_factory=list)
 
 
 class HistoryOut(BaseModel):

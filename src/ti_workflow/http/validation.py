@@ -15,6 +15,7 @@ from ti_workflow.errors import FieldError, InvalidData
 
 _HINTS = {
     "members": "a SIREN is exactly 9 digits",
+    "represents": "a SIREN is exactly 9 digits",
     "contact_email": "expected an e-mail address such as ti@example.org",
 }
 
@@ -85,7 +86,9 @@ async def refuse_bad_text(request: Request) -> None:
         for name, value in items
         if (problem := text_problem(str(name)) or text_problem(str(value)))
     ]
-    if request.method in ("POST", "PUT", "PATCH"):
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get(
+        "content-type", ""
+    ):
         body = await request.body()
         if b"\\u0000" in body:
             try:

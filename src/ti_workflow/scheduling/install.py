@@ -130,6 +130,24 @@ def _check_campaign_timers(engine: Engine) -> None:
         raise InvalidDefinition(errors)
 
 
+def _delay_parameter_errors(definitions: Mapping[str, Definition], campaign: Campaign) -> list[str]:
+    """Case timers whose delay is a campaign parameter (``delay: parameters.<name>``): the
+    campaigns that set it give an ISO 8601 duration (the others start no such timer)."""
+    errors = []
+    for workflow in definitions.values():
+        for timer in workflow_specs(workflow)[0]:
+            if timer.delay_parameter is None:
+                continue
+            try:
+                timer.delay_for(campaign.parameters)
+            except ValueError as exc:
+                errors.append(
+                    f"{campaign.source}: parameters.{timer.delay_parameter} (delay of timer "
+                    f"{timer.name!r} of {workflow.source}): {exc}"
+                )
+    return errors
+
+
 def campaign_timer_errors(
     definitions: Mapping[str, Definition], campaigns: Iterable[Campaign], jobs: bool = False
 ) -> list[str]:
@@ -138,6 +156,7 @@ def campaign_timer_errors(
     registered in this process. Run by ``validate``, ``init`` and at every engine start."""
     errors: list[str] = []
     for campaign in campaigns:
+        errors += _delay_parameter_errors(definitions, campaign)
         for spec in campaign.timers:
             where = f"{campaign.source}: timers[{spec.name}]"
             if not spec.workflow:
@@ -211,20 +230,23 @@ def _hook(composer: Composer) -> Any:
 def _start_case_timer(
     conn: Connection, t: Any, case: StoredCase, campaign: Campaign, event: Event, now: datetime
 ) -> None:
+    delay = t.delay_for(campaign.parameters)  # checked at install: the parameter is valid
+    if delay is None:
+        return  # the campaign does not set this timer's delay parameter: no such timer
     insert_timer(
         conn,
         key=f"case:{case.id}:{t.name}:{event.seq}",
         campaign_id=case.campaign_id,
         case_id=case.id,
         name=t.name,
-        due_at=t.delay.after(event.at, campaign.zone),
+        due_at=delay.after(event.at, campaign.zone),
         action={
             "kind": "case",
             "workflow": case.workflow,
             "notify": t.notify,
             "fire": t.fire,
             "while_in": list(t.while_in),
-            "after": f"{t.after} + {t.delay.text}{' business days' if t.delay.business else ''}",
+            "after": f"{t.after} + {delay.text}{' business days' if delay.business else ''}",
         },
         late_policy=t.late,
         created_at=now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from ti_workflow.errors import Rule, TiWorkflowError
 
@@ -28,11 +29,15 @@ class TerritoryRefused(TiWorkflowError):
 
 
 def double_membership(siren: str, territory_id: str, other: str, since: str) -> Rule:
+    """A programme rule, not the FAQ's (2.1 does not say it; the published list of 2023
+    holds no groupement in two territories): no FAQ section is cited."""
+    day = date.fromisoformat(since).strftime("%d/%m/%Y")
     return Rule(
         "double_membership",
-        "2.1",
-        f"le groupement {siren} appartient déjà au territoire {other} (depuis le {since}) : "
-        f"il ne peut entrer dans le territoire {territory_id}",
+        None,
+        f"le groupement {siren} appartient déjà au territoire {other} (depuis le {day})"
+        f"\u00a0: il ne peut entrer dans le territoire {territory_id} (règle du programme"
+        f"\u00a0: un groupement n'appartient qu'à un seul Territoire d'industrie)",
         f"groupement {siren} already belongs to territory {other} (since {since}): it cannot "
-        f"join territory {territory_id}",
+        f"join territory {territory_id} (programme rule: one territory per groupement)",
     )

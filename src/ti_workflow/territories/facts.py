@@ -11,13 +11,16 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, String, cast, or_, select
 
 from ti_workflow.clock import Clock, paris
 from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
 from ti_workflow.domain.reference import Referential
+from ti_workflow.domain.rules import OPEN_CANDIDACY_STATES_FR
+from ti_workflow.storage import repository as repo
 from ti_workflow.storage.repository import StoredCase
 from ti_workflow.territories import store
+from ti_workflow.territories.hooks import territory_id_for_case
 
 
 def effective_on(data: Mapping[str, Any], clock: Clock) -> date:
@@ -69,6 +72,74 @@ def context_provider(clock: Clock) -> Callable[[Connection, StoredCase, str], di
         if case.workflow not in AMENDMENT_WORKFLOWS:
             return {}
         return {"territory": territory_facts(conn, case.data, effective_on(case.data, clock))}
+
+    return provide
+
+
+CANDIDACY = "candidacy"
+FOLLOW_UP_TRIGGERS = ("remind_binome", "escalate_binome")
+
+
+def groupements_elsewhere(
+    conn: Connection, case: StoredCase, day: date
+) -> dict[str, list[dict[str, Any]]]:
+    """The case's groupements already in another open candidacy or a labelled territory
+    (programme rule: one territory per groupement), by SIREN; only those held elsewhere."""
+    members = list(dict.fromkeys((case.data.get("perimeter") or {}).get("members") or []))
+    if not members:
+        return {}
+    held: dict[str, list[dict[str, Any]]] = {}
+    c = repo.cases.c
+    text = cast(c.data, String)
+    rows = conn.execute(
+        select(c.id, c.title, c.state, c.data)
+        .where(
+            c.workflow == case.workflow,
+            c.state.in_(list(OPEN_CANDIDACY_STATES_FR)),
+            c.id != case.id,
+            or_(*(text.contains(siren) for siren in members)),  # a pre-filter; exact below
+        )
+        .order_by(c.id)
+    ).all()
+    wanted = set(members)
+    for row in rows:
+        theirs = set((row.data.get("perimeter") or {}).get("members") or [])
+        for siren in sorted(wanted & theirs):
+            held.setdefault(siren, []).append(
+                {"kind": "candidacy", "case_id": row.id, "title": row.title, "state": row.state}
+            )
+    for m in store.memberships(conn, members, from_=day):
+        held.setdefault(m.siren, []).append(
+            {"kind": "territory", "territory_id": m.territory_id, "name": m.name}
+        )
+    return {siren: held[siren] for siren in members if siren in held}
+
+
+def territory_governance(conn: Connection, case: StoredCase, day: date) -> dict[str, Any]:
+    """The governance in force of the territory a candidacy became, and whether an
+    approved amendment changed it since (FAQ 4.1 follow-up)."""
+    territory = store.find_territory(conn, territory_id_for_case(case.id))
+    if territory is None:
+        return {"found": False}
+    members = store.snapshot(conn, territory, day).governance
+    filed = list((case.data.get("governance") or {}).get("members") or [])
+    return {"found": True, "members": members, "amended": members != filed}
+
+
+def candidacy_provider(clock: Clock) -> Callable[[Connection, StoredCase, str], dict[str, Any]]:
+    """Database facts for the candidacy guards: groupements held elsewhere at ``submit``,
+    the territory's governance for the binôme follow-up."""
+
+    def provide(conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
+        if case.workflow != CANDIDACY:
+            return {}
+        day = paris(clock.now()).date()
+        if trigger == "submit":
+            held = groupements_elsewhere(conn, case, day)
+            return {"groupements_elsewhere": held} if held else {}
+        if trigger in FOLLOW_UP_TRIGGERS:
+            return {"territory_governance": territory_governance(conn, case, day)}
+        return {}
 
     return provide
 

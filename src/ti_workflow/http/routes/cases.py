@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from ti_workflow.domain.actors import REGION_RE
 from ti_workflow.domain.candidacy import CandidacyForm, normalise
-from ti_workflow.engine import Change, Engine
+from ti_workflow.engine import Change, Engine, warnings_of
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError
 from ti_workflow.http import idempotency as idem
 from ti_workflow.http.accounts import User
@@ -116,7 +116,11 @@ def _write(
 
 
 def _fire_view(change: Change) -> dict[str, Any]:
-    return {"case": case_view(change.case), "events": [event_view(e) for e in change.events]}
+    return {
+        "case": case_view(change.case),
+        "events": [event_view(e) for e in change.events],
+        "warnings": warnings_of(change.events),
+    }
 
 
 @router.post(
@@ -280,7 +284,11 @@ async def fire(
 
     def act() -> dict[str, Any]:
         result = engine.fire(case_id, trigger, user.actor, body, expected)
-        return {"case": case_view(result.case), "events": [event_view(e) for e in result.events]}
+        return {
+            "case": case_view(result.case),
+            "events": [event_view(e) for e in result.events],
+            "warnings": result.warnings,
+        }
 
     return await write(
         request, lambda: _write(request, user, idempotency_key, body, 200, _fire_view, act)
