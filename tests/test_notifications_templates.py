@@ -166,10 +166,19 @@ def test_directory_refuses_addresses_that_could_inject_headers(address: str, pro
 
 
 @pytest.mark.parametrize(
-    ("pattern", "error"),
-    [("sgar-{regoin}@p.example.fr", "KeyError"), ("sgar-{region@p.example.fr", "ValueError")],
+    "pattern",
+    [
+        "sgar-{regoin}@p.example.fr",
+        "sgar-{region@p.example.fr",
+        # issue 12 item 3: no attribute or index access through str.format
+        "sgar-{region[0]}@p.example.fr",
+        "sgar-{region.__class__}@p.example.fr",
+        "sgar-{region!r}@p.example.fr",
+        "sgar-{region:>3}@p.example.fr",
+        "sgar-{}@p.example.fr",
+    ],
 )
-def test_a_typo_in_a_default_pattern_is_a_directory_error(pattern: str, error: str) -> None:
+def test_a_typo_in_a_default_pattern_is_a_directory_error(pattern: str) -> None:
     with pytest.raises(InvalidDirectory) as exc:
         parse_directory(
             {
@@ -180,9 +189,19 @@ def test_a_typo_in_a_default_pattern_is_a_directory_error(pattern: str, error: s
         )
     assert (
         f"directory.yaml: regions.default.state_services[0]: {pattern!r} is not a pattern: "
-        f"write the region code as {{region}}"
+        f"write the region code as {{region}}, and nothing else in braces"
     ) in str(exc.value)
-    assert error in str(exc.value)
+
+
+def test_a_default_pattern_puts_the_region_code_in_place_of_region() -> None:
+    directory = parse_directory(
+        {
+            "national_committee": ["ok@example.org"],
+            "regions": {"default": {"state_services": ["sgar-{region}@p.example.fr", "f@x.fr"]}},
+        },
+        "directory.yaml",
+    )
+    assert directory.regional("84", "state_services") == ("sgar-84@p.example.fr", "f@x.fr")
 
 
 def test_a_directory_that_leaves_a_region_without_a_body_stops_the_engine(

@@ -9,7 +9,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from ti_workflow.audit.install import install as install_audit
 from ti_workflow.clock import Clock, SystemClock
-from ti_workflow.definitions.campaigns import load_campaign
+from ti_workflow.definitions.campaigns import load_campaigns
 from ti_workflow.definitions.loader import load_definitions
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
@@ -20,6 +20,7 @@ from ti_workflow.files.install import install as install_files
 from ti_workflow.files.store import FileStore
 from ti_workflow.scheduling.install import campaign_timer_errors
 from ti_workflow.scheduling.install import install as install_scheduling
+from ti_workflow.scheduling.timers import SyncReport, sync_campaign_timers
 from ti_workflow.settings import Settings
 from ti_workflow.storage import catalog as stored
 from ti_workflow.storage.database import check_schema, make_engine, upgrade
@@ -33,23 +34,37 @@ class InitReport:
     definitions: dict[str, str]
     new_definitions: tuple[str, ...]
     campaigns: tuple[str, ...]
+    timers: SyncReport
+    """The pending campaign timers cancelled or re-planned to follow the files (new ones
+    are created by the next tick)."""
 
 
 def initialise(
-    settings: Settings, clock: Clock | None = None, check_jobs: bool = False
+    settings: Settings,
+    clock: Clock | None = None,
+    check_jobs: bool = False,
+    allow_cancel: bool = False,
 ) -> InitReport:
-    """Create or upgrade the schema, load the reference data, store definitions and campaigns.
+    """Create or upgrade the schema, load the reference data, store definitions and campaigns,
+    and make the pending campaign timers follow the files (see ``sync_campaign_timers``).
 
     ``check_jobs``: campaign timers may only name jobs registered in this process (the
     command line's; a program registering its own jobs after ``initialise`` leaves it off).
+    ``allow_cancel``: a timer that fires a trigger may be cancelled without ``cancelled:``.
     """
     db = make_engine(settings.db_url)
     try:
         upgrade(db)
         with db.begin() as conn:
             counts = load_reference_data(conn)
-        synced = _sync(db, settings, clock or SystemClock(), check_jobs)
-        return InitReport(counts, synced.current, synced.new, tuple(c.id for c in synced.campaigns))
+        synced = _sync(db, settings, clock or SystemClock(), check_jobs, allow_cancel, apply=True)
+        return InitReport(
+            counts,
+            synced.current,
+            synced.new,
+            tuple(c.id for c in synced.campaigns),
+            synced.timers,
+        )
     finally:
         db.dispose()
 
@@ -61,30 +76,34 @@ class _Files:
     definitions: tuple[Definition, ...]
     campaigns: tuple[Campaign, ...]
     new: tuple[str, ...]
+    timers: SyncReport
 
     @property
     def current(self) -> dict[str, str]:
         return {d.name: d.version for d in self.definitions}
 
 
-def _sync(db: SqlEngine, settings: Settings, clock: Clock, check_jobs: bool = False) -> _Files:
-    """Read and check every file, store new definition versions and campaign changes."""
+def _sync(
+    db: SqlEngine,
+    settings: Settings,
+    clock: Clock,
+    check_jobs: bool = False,
+    allow_cancel: bool = False,
+    apply: bool = False,
+) -> _Files:
+    """Read and check every file, store new definition versions and campaign changes.
+
+    A change that would cancel a pending timer firing a trigger is refused here, before
+    anything is stored, unless announced (``cancelled:``) or allowed; ``apply`` (init) also
+    makes the pending timers follow the files, else the next tick does."""
     files = settings.workflow_files()
     if not files:
         raise InvalidDefinition([f"{settings.workflows_dir}: no workflow file (*.yaml) found"])
     definitions = load_definitions(files)
-    errors: list[str] = []
-    campaigns = []
-    partial = []  # what parsed of a wrong campaign file: its timers are checked too
-    for path in settings.campaign_files():
-        try:
-            campaigns.append((load_campaign(path), path.read_text(encoding="utf-8")))
-        except InvalidDefinition as exc:
-            errors.extend(exc.errors)
-            partial += [exc.partial] if exc.partial is not None else []
+    # partial: what parsed of a wrong campaign file: its timers are checked too
+    campaigns, partial, errors = load_campaigns(settings.campaign_files())
     current = {d.name: d for d in definitions}
-    checked = [*(c for c, _ in campaigns), *partial]
-    errors += campaign_timer_errors(current, checked, jobs=check_jobs)
+    errors += campaign_timer_errors(current, [*campaigns, *partial], jobs=check_jobs)
     if errors:  # nothing stored: a file that names what the others lack is refused whole
         raise InvalidDefinition(errors)
     now = clock.now()
@@ -94,17 +113,23 @@ def _sync(db: SqlEngine, settings: Settings, clock: Clock, check_jobs: bool = Fa
             text = Path(d.source).read_text(encoding="utf-8")
             if stored.store_definition(conn, d, text, now):
                 new.append(f"{d.name}@{d.short_version}")
-        for campaign, text in campaigns:
+        timers = sync_campaign_timers(
+            conn, campaigns, now, allow_cancel=allow_cancel, dry_run=not apply, create=False
+        )
+        for campaign in campaigns:
+            text = Path(campaign.source).read_text(encoding="utf-8")
             stored.store_campaign(conn, campaign, text, now)
-    return _Files(tuple(definitions), tuple(c for c, _ in campaigns), tuple(new))
+    return _Files(tuple(definitions), tuple(campaigns), tuple(new), timers)
 
 
-def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
+def open_engine(
+    settings: Settings, clock: Clock | None = None, allow_cancel: bool = False
+) -> Engine:
     """An engine over an initialised database, with the current files' definitions."""
     clock = clock or SystemClock()
     db = make_engine(settings.db_url)
     check_schema(db)
-    synced = _sync(db, settings, clock)
+    synced = _sync(db, settings, clock, allow_cancel=allow_cancel)
     with db.connect() as conn:
         known = {d.version: d for d in synced.definitions}
         definitions = {**stored.past_definitions(conn, set(known)), **known}

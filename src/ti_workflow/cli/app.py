@@ -16,8 +16,17 @@ from ti_workflow.cli import ds as ds_cli
 from ti_workflow.cli import files as files_cli
 from ti_workflow.cli import scheduler as scheduler_cli
 from ti_workflow.cli import territory as territory_cli
-from ti_workflow.cli.common import ROOT, DbOpt, JsonOpt, command, console, emit, settings
-from ti_workflow.definitions.campaigns import load_campaign
+from ti_workflow.cli.common import (
+    ROOT,
+    AllowCancelOpt,
+    DbOpt,
+    JsonOpt,
+    command,
+    console,
+    emit,
+    settings,
+)
+from ti_workflow.definitions.campaigns import load_campaigns
 from ti_workflow.definitions.loader import load_definition, load_definitions
 from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.machine import CompiledMachine
@@ -46,10 +55,12 @@ def root(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 @command
-def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Create or upgrade the database schema, load reference data, store definitions."""
+def init(db: DbOpt = None, allow_cancel: AllowCancelOpt = False, as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database schema, load reference data, store definitions, and
+    make the pending campaign timers follow the files (every one cancelled or re-planned
+    is printed)."""
     s = settings(db)
-    report = initialise(s, check_jobs=True)
+    report = initialise(s, check_jobs=True, allow_cancel=allow_cancel)
     new = f" (new: {', '.join(report.new_definitions)})" if report.new_definitions else ""
     emit(
         {
@@ -58,6 +69,7 @@ def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             "definitions": report.definitions,
             "new_definitions": list(report.new_definitions),
             "campaigns": list(report.campaigns),
+            "timers": report.timers.as_dict(),
         },
         as_json,
         lambda: console.print(
@@ -65,7 +77,10 @@ def init(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             f"Reference data: {', '.join(f'{v} {k}' for k, v in report.reference_rows.items())}\n"
             f"Workflows: {', '.join(f'{k}@{v[:12]}' for k, v in report.definitions.items())}"
             f"{new}\n"
-            f"Campaigns: {', '.join(report.campaigns)}",
+            f"Campaigns: {', '.join(report.campaigns)}\n"
+            f"Pending campaign timers: {len(report.timers.cancelled)} cancelled, "
+            f"{len(report.timers.replanned)} re-planned"
+            + "".join(f"\n  {line}" for line in report.timers.lines()),
             highlight=False,
         ),
     )
@@ -92,17 +107,16 @@ def validate(
             checked.append({"file": d.source, "workflow": d.name, "version": d.version})
     except InvalidDefinition as exc:
         errors.extend(exc.errors)
-    campaigns = []
     workflows_ok = not errors
-    for path in (p for p in paths if p.parent.name == "campaigns"):
-        try:
-            c = load_campaign(path)
-            campaigns.append(c)
-            checked.append({"file": str(path), "campaign": c.id})
-        except InvalidDefinition as exc:
-            errors.extend(exc.errors)
-            if exc.partial is not None:  # its valid timers are still checked below
-                campaigns.append(exc.partial)
+    # With the files given, the other campaign files are read too: an id used twice is an error.
+    given_campaigns = {str(p) for p in paths if p.parent.name == "campaigns"}
+    every = sorted({*given_campaigns, *(str(p) for p in s.campaign_files())})
+    found, partial, campaign_errors = load_campaigns(Path(p) for p in every)
+    campaigns = [c for c in [*found, *partial] if c.source in given_campaigns]
+    errors += [
+        e for e in campaign_errors if any(f"{g}: " in e or f"of {g} " in e for g in given_campaigns)
+    ]
+    checked += [{"file": c.source, "campaign": c.id} for c in found if c in campaigns]
     if campaigns and workflows_ok:  # what their timers name, in the workflows they act on
         current = {d.name: d for d in load_definitions(s.workflow_files())}
         current.update({d.name: d for d in given})  # the files given take precedence

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ti_workflow.cli.common import (
+    AllowCancelOpt,
     AsOpt,
     DbOpt,
     JsonOpt,
@@ -93,16 +94,18 @@ def tick(
         str | None, typer.Option("--until", help="Only timers due up to this instant (ISO).")
     ] = None,
     no_send: Annotated[bool, typer.Option("--no-send", help="Queue mail, do not send.")] = False,
+    allow_cancel: AllowCancelOpt = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run every due timer once (late policies applied), send due mail, and exit."""
+    """Run every due timer once (late policies applied), send due mail, and exit. Every
+    campaign timer cancelled or re-planned because its file changed is printed first."""
     horizon = _until(until)
-    eng = engine(db)
+    eng = engine(db, allow_cancel)
     worker = worker_id()
     lock.acquire(eng.db, worker, timedelta(minutes=10))
     try:
-        report = sweep(eng, until=horizon, worker=worker)
+        report = sweep(eng, until=horizon, worker=worker, allow_cancel=allow_cancel)
         sent = None if no_send else Dispatcher(eng.db, settings(db), eng.clock).send_due()
     finally:
         lock.release(eng.db, worker)
@@ -117,6 +120,8 @@ def tick(
         }
 
     def human() -> None:
+        for line in report.synced.lines():
+            console.print(line, highlight=False)
         for t in report.timers:
             console.print(
                 f"{t['status']:<10} {t['name']}  (due {_paris(t['due_at'])})  "
@@ -203,7 +208,7 @@ def timers_list(
         )
     eng = engine(db)
     with eng.db.begin() as conn:
-        sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
+        synced = sync_campaign_timers(conn, eng.catalog.campaigns.values(), eng.clock.now())
         if case is not None:
             repo.load_case(conn, case)  # an unknown case is an error, not an empty list
     statuses = [status] if status else (STATUSES if all_ else OPEN_STATUSES)
@@ -212,6 +217,8 @@ def timers_list(
         total = count_timers(conn, statuses=statuses, case_id=case)
 
     def human() -> None:
+        for line in synced.lines():  # a file changed since the last tick: say what followed
+            console.print(line, highlight=False)
         table = Table(
             "id", "due (Paris)", "campaign", "timer", "case", "does", "late", "status", "outcome"
         )

@@ -21,8 +21,10 @@ from ti_workflow.domain import amendments  # noqa: F401  (registers its guards a
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS
+from ti_workflow.domain.text import MAX_DEPTH, id_problem
 from ti_workflow.errors import InvalidDefinition
 
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 YAML11_BOOLEAN_WORDS = frozenset(
     {"y", "yes", "n", "no", "on", "off", "true", "false"}
 )  # names a YAML 1.1 reader would turn into true/false
@@ -57,11 +59,42 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    """A date that does not exist (2023-02-30) is an error at its line, not a traceback."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a valid date or instant ({exc})", node.start_mark
+        ) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 def read_yaml(path: Path) -> Any:
-    return parse_yaml_text(path.read_text(encoding="utf-8"))
+    """The YAML document in ``path``; a file that is not UTF-8 text is a YAMLError."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml.YAMLError(f"the file is not UTF-8 text (byte {exc.start + 1})") from None
+    return parse_yaml_text(text)
 
 
 def parse_yaml_text(text: str) -> Any:
+    """Load with the strict loader, after checking how deep the document nests (the
+    parser is iterative, the composer recursive: a deep file would overflow the stack)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_StrictLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested more than {MAX_DEPTH} levels deep",
+                    problem_mark=event.start_mark,  # type: ignore[arg-type]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return yaml.load(text, Loader=_StrictLoader)
 
 
@@ -96,8 +129,10 @@ class _Checker:
                 f"choose another name",
             )
             return None
-        if not value.replace("_", "a").isalnum() or not value[0].isalpha():
-            self.error(path, f"{what} {value!r} must be letters, digits and '_' only")
+        if not NAME_RE.match(value):
+            self.error(
+                path, f"{what} {value!r}: ASCII letters, digits and '_', starting with a letter"
+            )
             return None
         return value
 
@@ -143,6 +178,8 @@ def parse_definition(document: Any, file: str) -> Definition:
         if required not in document:
             c.error(required, "required key is missing")
     name = c.name(document.get("workflow"), "workflow", "workflow name") or "?"
+    if name != "?" and (problem := id_problem(name, "workflow")):
+        c.error("workflow", problem)
 
     form = document.get("form")
     if form is not None and form not in FORMS:
@@ -383,7 +420,11 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(exc, "problem", None) or str(exc)
-    return f"not valid YAML{where}: {problem}"
+    return f"{UNREADABLE}{where}: {problem}"
+
+
+UNREADABLE = "not valid YAML"
+"""How every error of a file that cannot be read as YAML data begins (after its name)."""
 
 
 def load_definitions(paths: Iterable[Path]) -> list[Definition]:

@@ -8,7 +8,6 @@ incomplete.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -25,7 +24,9 @@ from pydantic import (
 from ti_workflow.domain.candidacy import (
     Email,
     GovernanceMember,
+    IsoDate,
     LongText,
+    Name,
     Siren,
     Text,
     _describe,
@@ -39,17 +40,21 @@ PERIMETER_AMENDMENT = "perimeter_amendment"
 GOVERNANCE_AMENDMENT = "governance_amendment"
 AMENDMENT_WORKFLOWS = (PERIMETER_AMENDMENT, GOVERNANCE_AMENDMENT)
 
-TerritoryId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Insee = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9][0-9AB]\d{3}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+TerritoryId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$"
+    ),
+]
+Insee = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9][0-9AB][0-9]{3}$")]
 
 
 class _Amendment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
     territory_id: TerritoryId
     contact_email: Email | None = None
-    effective_on: dt.date | None = None
+    effective_on: IsoDate | None = None
     """First day the change is in force (Europe/Paris); none: the day of approval."""
     new_name: Name | None = None
     justification: LongText = ""

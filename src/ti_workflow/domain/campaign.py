@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ti_workflow.clock import UTC_ZONE
-from ti_workflow.domain.timers import CampaignTimerSpec
+from ti_workflow.domain.timers import CampaignTimerSpec, CancelledTimer
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Campaign:
     source: str = ""
     timers: tuple[CampaignTimerSpec, ...] = field(default=(), compare=False)
     """Timers due at campaign dates (window opening and closing, reminders...)."""
+    cancelled: tuple[CancelledTimer, ...] = field(default=(), compare=False)
+    """Timers taken out of the file on purpose, with the date and the reason."""
+
+    def cancellation(self, timer_name: str) -> CancelledTimer | None:
+        return next((c for c in self.cancelled if c.covers(timer_name)), None)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -12,7 +12,9 @@ import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -21,8 +23,10 @@ from pydantic import (
     ValidationError,
     model_serializer,
 )
+from pydantic_core import PydanticCustomError
 
 from ti_workflow.domain.actors import EMAIL_RE
+from ti_workflow.domain.text import clean_text
 from ti_workflow.errors import FieldError, InvalidData
 
 PRIORITIES = ("ecological_transition", "innovation", "skills", "land")
@@ -42,16 +46,57 @@ GOVERNANCE_MODES = (TERRITORY_BINOME, PER_INTERCOMMUNALITY, BINOME_PENDING)
 """FAQ 4.1: a binôme for the territory; at first one per intercommunality; or none yet
 (its identification "ne doit pas devenir un point bloquant"), with how it will be found."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
-Siren = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{9}$")]
+
+def _one_line(value: str) -> str:
+    try:
+        return clean_text(value)
+    except ValueError as exc:
+        raise PydanticCustomError("text_refused", str(exc)) from None
+
+
+def _long_text(value: str) -> str:
+    try:
+        return clean_text(value, multiline=True)
+    except ValueError as exc:
+        raise PydanticCustomError("text_refused", str(exc)) from None
+
+
+def _iso_date(value: Any) -> Any:
+    """A date is written 2023-07-01 (a JSON string) or is a date: never a number."""
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_refused", "expected a date such as 2023-07-01")
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2_000), AfterValidator(_one_line)
+]
+"""A name or a single-line field: no line break, control or invisible character; NFC."""
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=20_000), AfterValidator(_long_text)
+]
+"""A long text field: line breaks allowed, other control or invisible characters not; NFC."""
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    AfterValidator(_one_line),
+]
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+Siren = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{9}$")]
 Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL_RE.pattern)
 ]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    """Strict types (``"yes"`` is not ``true``, ``1`` is not ``"1"``), unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
     added_later: ClassVar[tuple[str, ...]] = ()
     """Fields added after files were first recorded: left out of the normalised form while
@@ -120,7 +165,7 @@ class FileRef(_Strict):
 class LetterOfIntent(_Strict):
     signatory: Text = ""
     organisation: Text = ""
-    date: dt.date | None = None
+    date: IsoDate | None = None
     signatory_role: Literal["elected", "industrial", "other"] | None = None
     """What the signatory stands for, when no governance member can be matched (FAQ 4.5)."""
     file: FileRef | None = None
@@ -141,9 +186,7 @@ class Action(_Strict):
 
 
 class CandidacyForm(_Strict):
-    territory_name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
-    ]
+    territory_name: Name
     contact_email: Email
     perimeter: Perimeter = Field(default_factory=Perimeter)
     governance: Governance = Field(default_factory=Governance)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
 from ti_workflow.domain.definition import PayloadField, Transition
+from ti_workflow.domain.text import text_problem
 from ti_workflow.errors import FieldError, InvalidData
 
 
@@ -67,9 +69,12 @@ def _check(spec: PayloadField, value: Any) -> tuple[str | None, Any]:
             return f"expected text, got {type(value).__name__}", None
         if len(value) > spec.max_length:
             return f"too long ({len(value)} characters, at most {spec.max_length})", None
-        return None, value.strip()
+        problem = text_problem(value, multiline=spec.type == "text")
+        if problem:
+            return problem, None
+        return None, unicodedata.normalize("NFC", value.strip())
     if spec.type == "choice":
-        if value not in spec.choices:
+        if not isinstance(value, str) or value not in spec.choices:
             return f"{value!r} is not allowed (allowed: {', '.join(spec.choices)})", None
         return None, value
     if spec.type == "boolean":
@@ -82,7 +87,9 @@ def _check(spec: PayloadField, value: Any) -> tuple[str | None, Any]:
         return None, value
     if spec.type == "date":
         try:
-            return None, date.fromisoformat(str(value)).isoformat()
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return None, date.fromisoformat(value).isoformat()
         except ValueError:
             return f"expected a date such as 2023-09-22, got {value!r}", None
     return f"unsupported field type {spec.type!r}", None

@@ -156,3 +156,17 @@ class CampaignTimerSpec:
     after a night where it did not exist (spring DST) and ran an hour later."""
     label_fr: str | None = field(default=None, compare=False)
     """What it does, in French, for the mails that name it (an escalation)."""
+
+
+@dataclass(frozen=True)
+class CancelledTimer:
+    """A timer taken out of a campaign file on purpose (``cancelled:``), with when and why:
+    what allows the scheduler to cancel its pending row when it fires a trigger."""
+
+    name: str
+    on: date
+    reason: str
+
+    def covers(self, timer_name: str) -> bool:
+        """``name`` or one of its offsets (``reminder`` covers ``reminder.J-14``)."""
+        return timer_name == self.name or timer_name.startswith(f"{self.name}.")

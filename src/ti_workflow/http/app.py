@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -29,7 +29,7 @@ from ti_workflow.http.context import log, record_refusal
 from ti_workflow.http.limits import DEFAULT_LIMIT, BodyLimit, Scope
 from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
 from ti_workflow.http.routes import audit, campaigns, cases, files, system
-from ti_workflow.http.validation import describe_validation
+from ti_workflow.http.validation import describe_validation, refuse_bad_text
 from ti_workflow.http.writer import run_write, writer_for
 
 API_VERSION = "1.0.0"
@@ -75,6 +75,7 @@ def create_app(
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
+        dependencies=[Depends(refuse_bad_text)],
     )
     app.state.engine = engine
     app.state.writer = writer_for(engine)

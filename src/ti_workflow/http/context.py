@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import insert
 
 from ti_workflow.clock import Clock
+from ti_workflow.domain.text import safe_text
 from ti_workflow.engine import Engine
 from ti_workflow.http.accounts import User, authenticate
 from ti_workflow.http.errors import Unauthenticated
@@ -86,12 +87,17 @@ def record_refusal(
                     "user_id": user.id if user else None,
                     "actor": user.actor.label if user else "",
                     "method": method,
-                    "path": path[:500],
+                    "path": _storable(path)[:500],
                     "status": status,
                     "problem": problem,
                     "case_id": case_id,
-                    "detail": detail[:4000],
+                    "detail": _storable(detail)[:4000],
                 },
             )
     except Exception:
         log.exception("could not record a refusal in api_access_log")
+
+
+def _storable(text: str) -> str:
+    """NUL cannot be stored in PostgreSQL text: a refused request's path may hold one."""
+    return safe_text(text)

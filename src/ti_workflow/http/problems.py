@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ti_workflow.domain.text import safe_text
 from ti_workflow.errors import (
     Conflict,
     Forbidden,
@@ -119,7 +120,6 @@ def problem(
     detail: str,
     instance: str,
     *,
-    kind: str | None = None,
     errors: list[dict[str, str]] | None = None,
     rules: list[dict[str, Any]] | None = None,
     status: int | None = None,
@@ -130,10 +130,10 @@ def problem(
         "title": k.title,
         "title_fr": k.title_fr,
         "status": status or k.status,
-        "detail": detail,
+        "detail": safe_text(detail),
         "instance": instance,
-        "kind": kind or slug.replace("-", "_"),
-        "errors": errors or [],
+        "kind": slug.replace("-", "_"),  # always the type's suffix: one name per problem
+        "errors": [{k: safe_text(v) for k, v in e.items()} for e in errors or []],
         "rules": rules or [],
     }
 
@@ -177,7 +177,7 @@ def from_error(exc: TiWorkflowError, instance: str, if_match: bool) -> dict[str,
         errors = [e.as_dict() for e in exc.errors]
     elif isinstance(exc, UnknownTrigger):
         errors = [{"location": "trigger", "message": f"allowed: {', '.join(sorted(exc.known))}"}]
-    return problem(slug, str(exc), instance, kind=exc.kind, errors=errors, rules=rules)
+    return problem(slug, str(exc), instance, errors=errors, rules=rules)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi import Request
 from stdnum.fr import siren as siren_number
 
 from ti_workflow.domain.candidacy import CandidacyForm, location
+from ti_workflow.domain.text import nul_paths, text_problem
 from ti_workflow.errors import FieldError, InvalidData
 
 _HINTS = {
@@ -68,3 +71,37 @@ def check_sirens(form: CandidacyForm, prefix: str) -> None:
     ]
     if errors:
         raise InvalidData("candidacy file", errors)
+
+
+async def refuse_bad_text(request: Request) -> None:
+    """Before any route: no NUL, control or invisible character in the URL's parameters, and
+    no NUL anywhere in a JSON body (PostgreSQL cannot store it; see docs/input-rules.md).
+    The field rules of each body (single-line or long text) are the domain models'."""
+    errors = [
+        FieldError(f"{where}.{_shown(name)}", problem)
+        for where, items in (
+            ("path", request.path_params.items()),
+            ("query", request.query_params.multi_items()),
+        )
+        for name, value in items
+        if (problem := text_problem(str(name)) or text_problem(str(value)))
+    ]
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get(
+        "content-type", ""
+    ):
+        body = await request.body()
+        if b"\\u0000" in body:
+            try:
+                value = json.loads(body)
+            except ValueError:
+                value = None  # malformed JSON: FastAPI answers 400
+            errors += [
+                FieldError(_shown(p), "contains the NUL character (U+0000), which no text may hold")
+                for p in nul_paths(value)
+            ]
+    if errors:
+        raise InvalidData("request", errors[:20])
+
+
+def _shown(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii") if text_problem(text) else text

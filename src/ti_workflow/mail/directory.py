@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ti_workflow.definitions.loader import read_yaml, yaml_problem
 from ti_workflow.domain.actors import EMAIL_RE, REGIONAL_ROLES
 from ti_workflow.mail.errors import InvalidDirectory
 
@@ -24,6 +25,8 @@ DREETS = "dreets"
 "en lien avec les DREETS"): no role of its own, copied on what the State services receive."""
 BODIES = (*REGIONAL_ROLES, DREETS)
 """What the directory holds per region: the two bodies that give opinions, and the DREETS."""
+PLACEHOLDER = "{region}"
+"""The one placeholder of a default address pattern (no attribute or index access)."""
 
 
 def address_problem(address: object) -> str | None:
@@ -87,17 +90,17 @@ class Directory:
         explicit = self.regions.get(region, {}).get(body)
         if explicit:
             return explicit
-        return tuple(p.format(region=region) for p in self.default_patterns.get(body, ()))
+        return tuple(p.replace(PLACEHOLDER, region) for p in self.default_patterns.get(body, ()))
 
 
 def load_directory(path: Path) -> Directory:
     file = str(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = read_yaml(path) or {}
     except OSError as exc:
         raise InvalidDirectory([f"{file}: cannot read: {exc.strerror}"]) from None
     except yaml.YAMLError as exc:
-        raise InvalidDirectory([f"{file}: not valid YAML: {exc}"]) from None
+        raise InvalidDirectory([f"{file}: {yaml_problem(exc)}"]) from None
     return parse_directory(document, file)
 
 
@@ -110,15 +113,14 @@ def parse_directory(document: Any, file: str) -> Directory:
         for i, item in enumerate(items):
             probe = item
             if pattern and isinstance(item, str):
-                try:
-                    probe = item.format(region="84")
-                except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                rest = item.replace(PLACEHOLDER, "")
+                if "{" in rest or "}" in rest:
                     errors.append(
                         f"{file}: {where}[{i}]: {item!r} is not a pattern: write the region "
-                        f"code as {{region}}, and nothing else in braces ({type(exc).__name__}: "
-                        f"{exc})"
+                        "code as {region}, and nothing else in braces"
                     )
                     continue
+                probe = item.replace(PLACEHOLDER, "84")
             problem = address_problem(probe)
             if problem:
                 errors.append(f"{file}: {where}[{i}]: {problem}")

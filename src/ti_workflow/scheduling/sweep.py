@@ -37,6 +37,7 @@ from ti_workflow.scheduling.install import ESCALATION, Scheduling, scheduling_of
 from ti_workflow.scheduling.jobs import JOBS, JobContext
 from ti_workflow.scheduling.lock import this_process
 from ti_workflow.scheduling.timers import (
+    SyncReport,
     claim_next,
     finish,
     insert_timer,
@@ -62,6 +63,8 @@ def worker_id() -> str:
 class SweepReport:
     created: int = 0
     timers: list[dict[str, Any]] = field(default_factory=list)
+    synced: SyncReport = field(default_factory=SyncReport)
+    """The pending campaign timers this sweep cancelled or re-planned (file changes)."""
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.timers if t["status"] == status)
@@ -69,6 +72,8 @@ class SweepReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "created": self.created,
+            "cancelled": self.synced.cancelled,
+            "replanned": self.synced.replanned,
             "run": len(self.timers),
             "done": self.count("done"),
             "skipped": self.count("skipped"),
@@ -78,14 +83,22 @@ class SweepReport:
         }
 
 
-def sweep(engine: Engine, until: datetime | None = None, worker: str | None = None) -> SweepReport:
+def sweep(
+    engine: Engine,
+    until: datetime | None = None,
+    worker: str | None = None,
+    allow_cancel: bool = False,
+) -> SweepReport:
     sched = scheduling_of(engine)
     worker = worker or worker_id()
     now = engine.clock.now()
     horizon = min(until, now) if until else now
     report = SweepReport()
     with engine.db.begin() as conn:
-        report.created = sync_campaign_timers(conn, engine.catalog.campaigns.values(), now)
+        report.synced = sync_campaign_timers(
+            conn, engine.catalog.campaigns.values(), now, allow_cancel=allow_cancel
+        )
+        report.created = report.synced.created
     release_dead_claims(engine.db, now)
     while (row := claim_next(engine.db, now, horizon, worker)) is not None:
         status, outcome = _run(engine, sched, row, now, worker)

@@ -10,6 +10,7 @@ again once the lease expires; every action is idempotent (state checks, outbox k
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, or_, sele
 
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.timers import CampaignTimerSpec
+from ti_workflow.errors import InvalidDefinition
 from ti_workflow.scheduling.lock import is_dead
 from ti_workflow.scheduling.tables import TimerRow
 from ti_workflow.storage.database import is_sqlite
@@ -52,13 +54,51 @@ def campaign_action(spec: CampaignTimerSpec) -> dict[str, Any]:
     }
 
 
-def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: datetime) -> int:
+@dataclass
+class SyncReport:
+    """What making the pending rows follow the campaign files did (or, dry, would do)."""
+
+    created: int = 0
+    cancelled: list[dict[str, Any]] = field(default_factory=list)
+    replanned: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "cancelled": self.cancelled, "replanned": self.replanned}
+
+    def lines(self) -> list[str]:
+        """One line per timer cancelled or re-planned, for the operator."""
+        return [
+            f"cancelled   {c['campaign']} {c['name']} (was due {c['due_at']}): {c['reason']}"
+            for c in self.cancelled
+        ] + [f"re-planned  {r['campaign']} {r['name']}: {r['change']}" for r in self.replanned]
+
+
+def _fires(action: dict[str, Any]) -> set[str]:
+    return {a["name"] for a in action.get("actions", []) if a.get("kind") == "fire"}
+
+
+def sync_campaign_timers(
+    conn: Connection,
+    campaigns: Iterable[Campaign],
+    now: datetime,
+    *,
+    allow_cancel: bool = False,
+    dry_run: bool = False,
+    create: bool = True,
+) -> SyncReport:
     """Make the pending rows say what the campaign files say: create the rows of new
     timers, move or re-plan pending ones whose file entry changed (the next occurrence of
     a repeating timer takes its new actions and late policy, and keeps its instant), and
-    cancel pending ones whose entry is gone (a timer removed from the file must not
-    fire). Returns how many rows were created."""
-    created = 0
+    cancel pending ones whose entry is gone (a timer removed from the file must not fire).
+
+    Cancelling a timer that fires a trigger (or a re-plan that drops a trigger it fires)
+    needs ``allow_cancel`` or the timer's entry under the file's ``cancelled:`` (a date and
+    a reason); otherwise nothing is changed and :class:`CancelRefused` says which timers.
+    ``dry_run`` checks and reports without writing; ``create=False`` (init) leaves the
+    rows of new timers to the next tick."""
+    report = SyncReport()
+    refused: list[str] = []
+    writes: list[tuple[Any, dict[str, Any]]] = []
     for campaign in campaigns:
         specs = {spec.name: spec for spec in campaign.timers}
         pending = conn.execute(
@@ -69,45 +109,102 @@ def sync_campaign_timers(conn: Connection, campaigns: Iterable[Campaign], now: d
                 timers.c.case_id.is_(None),
                 timers.c.status == "pending",
             )
+            .order_by(timers.c.due_at, timers.c.id)
         ).all()
-        gone = []
         for row in pending:
             spec = specs.get(row.name)
+            due_at = utc(row.due_at)
+            fires = _fires(row.action)
+            why = campaign.cancellation(row.name)
             if spec is None:
-                gone.append(row.id)
+                reason = (
+                    f"taken out on {why.on.isoformat()}: {why.reason}"
+                    if why
+                    else f"removed from the file of campaign {campaign.id}"
+                )
+                if fires and why is None and not allow_cancel:
+                    refused.append(_refusal(campaign, row.name, due_at, fires, "is no longer"))
+                report.cancelled.append(_seen(campaign, row.name, due_at, reason))
+                writes.append(
+                    (
+                        row.id,
+                        {"status": "cancelled", "fired_at": now, "outcome": {"reason": reason}},
+                    )
+                )
                 continue
             # A first occurrence follows the file's instant; a next one (key@instant) keeps its.
-            due = spec.due if row.key == _key(campaign, spec) else utc(row.due_at)
-            wanted = {"due_at": due, "action": campaign_action(spec), "late_policy": spec.late}
-            if (utc(row.due_at), row.action, row.late_policy) != tuple(wanted.values()):
-                conn.execute(
-                    update(timers)
-                    .where(timers.c.id == row.id, timers.c.status == "pending")
-                    .values(**wanted)
-                )
-        for spec in campaign.timers:
-            created += insert_timer(
-                conn,
-                key=_key(campaign, spec),
-                campaign_id=campaign.id,
-                case_id=None,
-                name=spec.name,
-                due_at=spec.due,
-                action=campaign_action(spec),
-                late_policy=spec.late,
-                created_at=now,
+            due = spec.due if row.key == _key(campaign, spec) else due_at
+            wanted: dict[str, Any] = {
+                "due_at": due,
+                "action": campaign_action(spec),
+                "late_policy": spec.late,
+            }
+            if (due_at, row.action, row.late_policy) == tuple(wanted.values()):
+                continue
+            dropped = fires - _fires(wanted["action"])
+            if dropped and why is None and not allow_cancel:
+                refused.append(_refusal(campaign, row.name, due_at, dropped, "no longer fires"))
+            report.replanned.append(
+                {
+                    "campaign": campaign.id,
+                    "name": row.name,
+                    "due_at": due_at.isoformat(),
+                    "change": _change(row, due_at, wanted),
+                }
             )
-        if gone:
+            writes.append((row.id, wanted))
+        if create and not dry_run:
+            for spec in campaign.timers:
+                report.created += insert_timer(
+                    conn,
+                    key=_key(campaign, spec),
+                    campaign_id=campaign.id,
+                    case_id=None,
+                    name=spec.name,
+                    due_at=spec.due,
+                    action=campaign_action(spec),
+                    late_policy=spec.late,
+                    created_at=now,
+                )
+    if refused:
+        raise CancelRefused(refused)
+    if not dry_run:
+        for timer_id, values in writes:
             conn.execute(
                 update(timers)
-                .where(timers.c.id.in_(gone), timers.c.status == "pending")
-                .values(
-                    status="cancelled",
-                    fired_at=now,
-                    outcome={"reason": f"removed from the file of campaign {campaign.id}"},
-                )
+                .where(timers.c.id == timer_id, timers.c.status == "pending")
+                .values(**values)
             )
-    return created
+    return report
+
+
+class CancelRefused(InvalidDefinition):
+    """A campaign file change would cancel a timer that fires a trigger, unannounced."""
+
+
+def _refusal(campaign: Campaign, name: str, due: datetime, fires: set[str], what: str) -> str:
+    return (
+        f"{campaign.source}: timers: {name!r} (due {due.isoformat()}, fires "
+        f"{', '.join(sorted(fires))}) {what} in the file: its pending timer would be "
+        f"cancelled. Put it back, or say when and why it is taken out: "
+        f"cancelled: [{{name: {name.split('.')[0]}, on: YYYY-MM-DD, reason: ...}}], "
+        "or run init (or scheduler tick) with --allow-cancel"
+    )
+
+
+def _seen(campaign: Campaign, name: str, due: datetime, reason: str) -> dict[str, Any]:
+    return {"campaign": campaign.id, "name": name, "due_at": due.isoformat(), "reason": reason}
+
+
+def _change(row: Row[Any], due_at: datetime, wanted: dict[str, Any]) -> str:
+    parts = []
+    if wanted["due_at"] != due_at:
+        parts.append(f"due {due_at.isoformat()} -> {wanted['due_at'].isoformat()}")
+    if wanted["action"] != row.action:
+        parts.append("actions changed")
+    if wanted["late_policy"] != row.late_policy:
+        parts.append(f"late {row.late_policy} -> {wanted['late_policy']}")
+    return ", ".join(parts)
 
 
 def _key(campaign: Campaign, spec: CampaignTimerSpec) -> str:

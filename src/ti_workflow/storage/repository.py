@@ -329,8 +329,8 @@ def list_cases(
                 )
             )
     if f.text:
-        pattern = f"%{f.text.lower()}%"
-        query = query.where(func.lower(cases.c.title).like(pattern))
+        escaped = f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.lower(cases.c.title).like(f"%{escaped}%", escape="\\"))
     total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
     rows = conn.execute(query.order_by(cases.c.id).limit(limit).offset(offset)).all()
     return [StoredCase.from_row(r) for r in rows], total

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
@@ -18,6 +20,7 @@ from stdnum.fr import siren as siren_number
 
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.reference import Referential
+from ti_workflow.domain.text import text_problem
 from ti_workflow.errors import FieldError, InvalidData
 from ti_workflow.territories import store, writes
 from ti_workflow.territories.errors import TerritoryRefused, double_membership
@@ -26,6 +29,7 @@ SHIPPED = "ti_2023_2027_liste20231114_membres.csv"
 MEMBER_COLUMNS = ("id_ti", "lib_ti", "siren_groupement")
 TERRITORY_COLUMNS = ("id_ti", "lib_ti", "sirens_groupements")
 ANNOUNCEMENT = "announcement_on"
+TERRITORY_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass
@@ -107,6 +111,15 @@ def parse_list(name: str, text: str, reference: Referential) -> dict[str, Listed
         if not tname:
             errors.append(FieldError(f"{where}: lib_ti", "the territory's name is empty"))
             continue
+        bad = [(c, p) for c, v in (("id_ti", tid), ("lib_ti", tname)) if (p := text_problem(v))]
+        if bad or not TERRITORY_ID_RE.match(tid):
+            errors += [FieldError(f"{where}: {c}", p) for c, p in bad]
+            if not bad:
+                errors.append(
+                    FieldError(f"{where}: id_ti", f"{tid!r}: letters, digits, '-' and '_' only")
+                )
+            continue
+        tname = unicodedata.normalize("NFC", tname)
         entry = listed.setdefault(tid, Listed(tid, tname, line))
         if entry.name != tname:
             errors.append(
