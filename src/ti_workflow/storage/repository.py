@@ -307,6 +307,11 @@ class CaseFilter:
     text: str | None = None
     owner_email: str | None = None
     scope_region: str | None = None
+    order: str = "id"
+    """One of :data:`CASE_ORDERS` (``-`` first: descending); ties by id."""
+
+
+CASE_ORDERS = ("id", "-id", "title", "-title", "state", "-state", "updated", "-updated")
 
 
 def list_cases(
@@ -332,7 +337,11 @@ def list_cases(
         pattern = f"%{f.text.lower()}%"
         query = query.where(func.lower(cases.c.title).like(pattern))
     total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
-    rows = conn.execute(query.order_by(cases.c.id).limit(limit).offset(offset)).all()
+    key = {"id": cases.c.id, "title": func.lower(cases.c.title), "state": cases.c.state}.get(
+        f.order.lstrip("-"), cases.c.updated_at
+    )
+    first = key.desc() if f.order.startswith("-") else key.asc()
+    rows = conn.execute(query.order_by(first, cases.c.id).limit(limit).offset(offset)).all()
     return [StoredCase.from_row(r) for r in rows], total
 
 
