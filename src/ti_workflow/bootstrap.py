@@ -15,6 +15,8 @@ from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.definition import Definition
 from ti_workflow.engine import Catalog, Engine
 from ti_workflow.errors import InvalidDefinition
+from ti_workflow.files.install import install as install_files
+from ti_workflow.files.store import FileStore
 from ti_workflow.scheduling.install import campaign_timer_errors
 from ti_workflow.scheduling.install import install as install_scheduling
 from ti_workflow.settings import Settings
@@ -108,7 +110,7 @@ def open_engine(settings: Settings, clock: Clock | None = None) -> Engine:
         campaigns = {c.id: c for c in stored.stored_campaigns(conn)}
         reference = load_referential(conn)
     catalog = Catalog(definitions, synced.current, campaigns, reference)
-    engine = Engine(db, catalog, clock)
-    for install in (install_audit, install_scheduling, install_territories):
+    engine = Engine(db, catalog, clock, files=FileStore(settings.files_root))
+    for install in (install_files, install_audit, install_scheduling, install_territories):
         install(engine, settings)
     return engine

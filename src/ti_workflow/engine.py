@@ -44,6 +44,8 @@ from ti_workflow.errors import (
     TransitionNotAllowed,
     UnknownTrigger,
 )
+from ti_workflow.files.store import FileStore
+from ti_workflow.settings import default_files_dir
 from ti_workflow.storage import repository as repo
 from ti_workflow.storage.database import (
     batch,
@@ -157,8 +159,11 @@ class Engine:
         clock: Clock | None = None,
         hooks: Sequence[Hook] = (),
         context_providers: Sequence[ContextProvider] = (),
+        files: FileStore | None = None,
     ) -> None:
         self.db = db
+        self.files = files or FileStore(default_files_dir(db.url.render_as_string(False)))
+        """Uploaded documents (letters of intent): see :mod:`ti_workflow.files`."""
         self.catalog = catalog
         self.clock: Clock = clock or SystemClock()
         self.hooks: list[Hook] = list(hooks)

@@ -42,10 +42,17 @@ class Settings:
     """A timer run more than this after its due instant is late: its late policy applies."""
     scheduler_interval_seconds: int = 60
     """`scheduler run` also wakes at this interval (safety net besides the next due instant)."""
+    files_dir: Path | None = None
+    """Uploaded documents (``TI_WORKFLOW_FILES_DIR``); default: :func:`default_files_dir`."""
 
     @property
     def campaigns_dir(self) -> Path:
         return self.workflows_dir / "campaigns"
+
+    @property
+    def files_root(self) -> Path:
+        """Where uploaded documents are stored: ``files_dir``, else beside the database."""
+        return self.files_dir or default_files_dir(self.db_url)
 
     @property
     def directory_path(self) -> Path:
@@ -74,6 +81,9 @@ class Settings:
             else None,
             scheduler_grace_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_GRACE", 300),
             scheduler_interval_seconds=_int(env, "TI_WORKFLOW_SCHEDULER_INTERVAL", 60),
+            files_dir=Path(env["TI_WORKFLOW_FILES_DIR"])
+            if env.get("TI_WORKFLOW_FILES_DIR")
+            else None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
@@ -83,6 +93,20 @@ class Settings:
 
     def campaign_files(self) -> list[Path]:
         return sorted(self.campaigns_dir.glob("*.yaml"))
+
+
+def default_files_dir(db_url: str) -> Path:
+    """``<db stem>-files/`` beside a SQLite file; ``./ti_workflow_files`` otherwise.
+
+    A PostgreSQL deployment with several machines must set ``TI_WORKFLOW_FILES_DIR`` to a
+    directory they all share (see docs/files.md); the default suits one machine.
+    """
+    if db_url.startswith("sqlite"):
+        path = db_url.split(":///", 1)[1].split("?", 1)[0] if ":///" in db_url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            db = Path(path)
+            return db.with_name(f"{db.stem}-files")
+    return Path("ti_workflow_files")
 
 
 def _int(env: os._Environ[str], name: str, default: int, maximum: int | None = None) -> int:

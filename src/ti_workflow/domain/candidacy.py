@@ -48,10 +48,22 @@ class Governance(_Strict):
     extended_governance_justification: LongText | None = None
 
 
+class FileRef(_Strict):
+    """A stored document (``ti_workflow.files``): its content's SHA-256, name and size."""
+
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
+    ]
+    size: int = Field(ge=1, strict=True)
+    media_type: Literal["application/pdf"] = "application/pdf"
+
+
 class LetterOfIntent(_Strict):
     signatory: Text = ""
     organisation: Text = ""
     date: dt.date | None = None
+    file: FileRef | None = None
 
 
 class Action(_Strict):
