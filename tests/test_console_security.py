@@ -3,6 +3,8 @@ headers and French error pages. The engine has the simulated clock (window open)
 
 from __future__ import annotations
 
+import hashlib
+import html
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import CANDIDATE, candidacy
+from files_support import minimal_pdf, padded_pdf
 from console_support import CANDIDATE_EMAIL, Console, csrf_of, serve_console
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.console import auth
 from ti_workflow.engine import Engine
+from ti_workflow.files import MAX_BYTES
 from ti_workflow.mail.outbox import outbox
 from ti_workflow.storage.database import read
 from ti_workflow.storage.tables import CaseRow
@@ -162,9 +166,9 @@ def test_a_script_in_a_territory_name_is_shown_as_text(console: Console) -> None
     )
     with console.client("committee") as client:
         for path in (f"/candidatures/{case.id}", "/candidatures"):
-            html = client.get(path).text
-            assert "<script>alert" not in html
-            assert "&lt;script&gt;alert(" in html
+            body = client.get(path).text
+            assert "<script>alert" not in body
+            assert "&lt;script&gt;alert(" in body
 
 
 def test_headers_forbid_inline_code_framing_and_caching(console: Console) -> None:
@@ -192,3 +196,84 @@ def test_errors_are_french_pages(console: Console) -> None:
     assert missing.status_code == 404 and "Page introuvable" in missing.text
     assert bad_id.status_code == 404 and "<html" in bad_id.text
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def _edit_form(console: Console, case_id: int, cookie: str) -> tuple[dict[str, str], str]:
+    with console.client() as client:
+        client.cookies.set(auth.COOKIE, cookie)
+        page = client.get(f"/candidatures/{case_id}/modifier").text
+    fields = {
+        "csrf": csrf_of(page),
+        "territory_name": "Vallée de l'Arve",
+        "contact_email": CANDIDATE_EMAIL,
+        "gov_rows": "0",
+        "act_rows": "0",
+        "loi_rows": "1",
+        "loi-0-signatory": "Mme Élue",
+        "action": "enregistrer",
+    }
+    return fields, page
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"GIF89a not a letter", "n'est pas un PDF"),
+        (padded_pdf(MAX_BYTES + 1), "dépasse 10"),
+    ],
+    ids=["not-a-pdf", "too-large"],
+)
+def test_an_upload_that_is_not_a_pdf_or_too_large_is_refused_and_nothing_stored(
+    console: Console, content: bytes, message: str
+) -> None:
+    engine = console.engine
+    case = engine.create_case(
+        "candidacy", "ti-2023-2027", candidacy(letters_of_intent=[]), CANDIDATE
+    )
+    cookie = sign_in_candidate(console)
+    fields, _ = _edit_form(console, case.id, cookie)
+    with console.client() as client:
+        client.cookies.set(auth.COOKIE, cookie)
+        answer = client.post(
+            f"/candidatures/{case.id}/modifier",
+            data=fields,
+            files={"loi-0-fichier": ("lettre.pdf", content, "application/pdf")},
+        )
+    assert answer.status_code == 422
+    assert message in html.unescape(answer.text).replace("\u00a0", " ")
+    after = engine.get(case.id, CANDIDATE)
+    assert after.version == case.version and after.data["letters_of_intent"] == []
+    assert not any(p.is_file() for p in engine.files.root.rglob("*"))
+
+
+def test_a_letter_uploaded_is_kept_and_downloaded_only_within_scope(console: Console) -> None:
+    engine = console.engine
+    case = engine.create_case(
+        "candidacy", "ti-2023-2027", candidacy(letters_of_intent=[]), CANDIDATE
+    )
+    cookie = sign_in_candidate(console)
+    fields, _ = _edit_form(console, case.id, cookie)
+    pdf = minimal_pdf()
+    with console.client() as client:
+        client.cookies.set(auth.COOKIE, cookie)
+        saved = client.post(
+            f"/candidatures/{case.id}/modifier",
+            data=fields,
+            files={"loi-0-fichier": ("Lettre signée.pdf", pdf, "application/pdf")},
+        )
+        assert saved.status_code == 303, saved.text
+        letter = engine.get(case.id, CANDIDATE).data["letters_of_intent"][0]
+        assert letter["file"]["sha256"] == hashlib.sha256(pdf).hexdigest()
+        download = client.get(f"/candidatures/{case.id}/lettres/{letter['file']['sha256']}")
+    assert download.status_code == 200 and download.content == pdf
+    assert download.headers["content-disposition"].startswith("attachment")
+    with console.client("council_11") as other:
+        refused = other.get(f"/candidatures/{case.id}/lettres/{letter['file']['sha256']}")
+    assert refused.status_code == 404
+
+
+def sign_in_candidate(console: Console) -> str:
+    ask_link(console, CANDIDATE_EMAIL, "/inscription")
+    status, cookie = open_link(console, console.link_for(CANDIDATE_EMAIL))
+    assert status == 303
+    return cookie

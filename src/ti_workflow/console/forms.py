@@ -32,6 +32,8 @@ class Posted:
     errors: dict[str, str] = field(default_factory=dict)
     action: str = "enregistrer"
     search: str = ""
+    letter_rows: list[int] = field(default_factory=list)
+    """The row number in the form of each letter kept (its file input is ``loi-N-fichier``)."""
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:
@@ -84,9 +86,13 @@ def parse(form: Any, *, require_identity: bool = True) -> Posted:
         governance.append(row)
 
     letters = []
+    letter_rows = []
     for i in range(_rows(form, "loi")):
         row = {k: _text(form, f"loi-{i}-{k}") for k in ("signatory", "organisation", "date")}
-        if form.get(f"loi-{i}-remove") or not any(row.values()):
+        upload = form.get(f"loi-{i}-fichier")
+        uploading = bool(getattr(upload, "filename", None))
+        kept = _file_ref(form, i)
+        if form.get(f"loi-{i}-remove") or not (any(row.values()) or uploading or kept):
             continue
         day: str | None = row["date"] or None
         if day:
@@ -95,7 +101,8 @@ def parse(form: Any, *, require_identity: bool = True) -> Posted:
             except ValueError:
                 errors[f"loi-{i}-date"] = "Indiquez une date valide, par exemple 2023-07-01."
                 day = None
-        letters.append({**row, "date": day})
+        letters.append({**row, "date": day, "file": kept})
+        letter_rows.append(i)
 
     actions = []
     for i in range(_rows(form, "act")):
@@ -138,7 +145,17 @@ def parse(form: Any, *, require_identity: bool = True) -> Posted:
         "letters_of_intent": letters,
         "action_plan": actions,
     }
-    return Posted(data, errors, action, _text(form, "recherche"))
+    return Posted(data, errors, action, _text(form, "recherche"), letter_rows)
+
+
+def _file_ref(form: Mapping[str, Any], i: int) -> dict[str, Any] | None:
+    """The document a letter already had (hidden fields), kept unless replaced."""
+    sha = _text(form, f"loi-{i}-sha256")
+    name = _text(form, f"loi-{i}-nom-fichier")
+    size = _text(form, f"loi-{i}-taille")
+    if re.match(r"^[0-9a-f]{64}$", sha) and name and size.isdigit():
+        return {"sha256": sha, "name": name, "size": int(size), "media_type": "application/pdf"}
+    return None
 
 
 def blank() -> dict[str, Any]:

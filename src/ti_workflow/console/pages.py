@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import math
+from urllib.parse import quote
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +33,7 @@ from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.payload import declared_fields
 from ti_workflow.engine import Engine, TriggerOption
 from ti_workflow.errors import CreateRefused, GuardRefused, InvalidData, NotFound
+from ti_workflow.files import MAX_BYTES, FileRefused, read_for_case
 from ti_workflow.mail import outbox
 from ti_workflow.storage.database import read
 from ti_workflow.storage.repository import CASE_ORDERS, StoredCase
@@ -330,6 +333,18 @@ async def save_case(request: Request, case_id: int) -> Response:
     if case is None:
         return redirect(f"/candidatures/{case_id}")
     got = forms.parse(form)
+    for letter, row in zip(got.data["letters_of_intent"], got.letter_rows, strict=True):
+        upload = form.get(f"loi-{row}-fichier")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            continue
+        content = await upload.read(MAX_BYTES + 1)
+        try:
+            stored = await run_in_threadpool(engine.files.put, content, name=upload.filename)
+        except FileRefused as exc:
+            got.errors[f"loi-{row}-fichier"] = exc.message_fr
+            continue
+        letter["file"] = stored.as_ref()
+    await form.close()  # the uploads' temporary files
     if got.errors:
         return await run_in_threadpool(
             _edit_page, request, session, case, got.data, got.errors, 422, got.search
@@ -642,6 +657,21 @@ def case_at(
         regions=regions_named(engine, list(snapshot.regions)) if snapshot else [],
         members=members_named(engine, list((snapshot.data.get("perimeter") or {}).get("members", []))) if snapshot else [],
         default=fr.paris_input(engine.clock.now()),
+    )
+
+
+@router.get("/candidatures/{case_id}/lettres/{sha256}")
+def letter_file(request: Request, case_id: int, sha256: str) -> Response:
+    """A letter of intent, to those who may read the case; always as a download."""
+    session = signed_in(request)
+    stored, data = read_for_case(engine_of(request), session.user.actor, case_id, sha256)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(stored.name)}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

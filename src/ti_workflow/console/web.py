@@ -49,6 +49,8 @@ CSP = (
     "base-uri 'none'; object-src 'none'"
 )
 STATIC_PREFIX = "/statique"
+MAX_BODY = 25 * 1024 * 1024
+"""A form post, its letters of intent included (each at most 10 MiB, checked one by one)."""
 
 
 def is_console(path: str) -> bool:
@@ -184,6 +186,23 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith(STATIC_PREFIX + "/")
+        length = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            body = "<!DOCTYPE html><html lang=fr><title>Envoi trop volumineux</title><p>"
+            body += "L'envoi dépasse la taille permise (25 Mo). Rien n'a été enregistré.</p>"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"content-security-policy", CSP.encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body.encode()})
+            return
 
         async def with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
