@@ -84,7 +84,9 @@ def serve_console(engine: Engine, auth_clock: Clock | None = None) -> Iterator[C
     try:
         now = datetime.now(UTC)
         users = {
-            name: accounts.add_user(engine.db, name, spec["role"], now, spec.get("region"), spec["email"])
+            name: accounts.add_user(
+                engine.db, name, spec["role"], now, spec.get("region"), spec["email"]
+            )
             for name, spec in ACCOUNTS.items()
         }
         settings = Settings(db_url=str(engine.db.url), smtp_host="127.0.0.1", smtp_port=port)

@@ -44,7 +44,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--lang=fr-FR"])
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--lang=fr-FR"]
+        )
         yield launched
         launched.close()
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import CANDIDATE, candidacy
-from files_support import minimal_pdf, padded_pdf
 from console_support import CANDIDATE_EMAIL, Console, csrf_of, serve_console
+from files_support import minimal_pdf, padded_pdf
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.console import auth
 from ti_workflow.engine import Engine
@@ -53,9 +53,7 @@ def open_link(console: Console, link: str) -> tuple[int, str]:
     with console.client() as client:
         page = client.get("/connexion/lien?jeton=" + link.rsplit("jeton=", 1)[1])
         jeton = link.rsplit("jeton=", 1)[1]
-        answer = client.post(
-            "/connexion/lien", data={"csrf": csrf_of(page.text), "jeton": jeton}
-        )
+        answer = client.post("/connexion/lien", data={"csrf": csrf_of(page.text), "jeton": jeton})
         return answer.status_code, answer.cookies.get(auth.COOKIE) or ""
 
 
@@ -98,7 +96,8 @@ def test_requests_are_rate_limited_per_address(console: Console) -> None:
     with console.client() as client:
         page = client.get("/connexion")
         answer = client.post(
-            "/connexion", data={"csrf": csrf_of(page.text), "email": "personne@nulle-part.example.org"}
+            "/connexion",
+            data={"csrf": csrf_of(page.text), "email": "personne@nulle-part.example.org"},
         )
     assert answer.status_code == 429 and "Trop de demandes" in answer.text
 
@@ -137,7 +136,7 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused_and_stores_nothing
     with read(engine.db) as conn:
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
     ask_link(console, CANDIDATE_EMAIL, "/inscription")
-    status, cookie = open_link(console, console.link_for(CANDIDATE_EMAIL))
+    _, cookie = open_link(console, console.link_for(CANDIDATE_EMAIL))
     with console.client() as client:
         client.cookies.set(auth.COOKIE, cookie)
         body = {"territory_name": "Vallée", "contact_email": CANDIDATE_EMAIL}

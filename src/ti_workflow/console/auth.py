@@ -25,15 +25,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from ti_workflow.domain.actors import CANDIDATE, EMAIL_RE, SYSTEM
-from ti_workflow.http.accounts import User, check_user, users
-from ti_workflow.mail.outbox import outbox
-from ti_workflow.storage.repository import utc
 from ti_workflow.console.tables import (
     ConsoleLoginLinkRow,
     ConsoleLoginRequestRow,
     ConsoleSessionRow,
 )
+from ti_workflow.domain.actors import CANDIDATE, EMAIL_RE, SYSTEM
+from ti_workflow.http.accounts import User, check_user, users
+from ti_workflow.mail.outbox import outbox
+from ti_workflow.storage.repository import utc
 
 links = ConsoleLoginLinkRow.__table__  # type: ignore[attr-defined]
 sessions = ConsoleSessionRow.__table__  # type: ignore[attr-defined]
@@ -223,9 +223,7 @@ def consume_link(conn: Connection, secret: str, now: datetime) -> tuple[str, Ses
     )
     if done.rowcount != 1:  # a concurrent twin used it first
         raise LinkRefused("used")
-    user = User(
-        m["user_id"], m["name"], m["role"], m["region"], m["email"], utc(m["created_at"])
-    )
+    user = User(m["user_id"], m["name"], m["role"], m["region"], m["email"], utc(m["created_at"]))
     return open_session(conn, user, now)
 
 

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.events import Event
 
-BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 170, 44, 30, 46, 12
+BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 210, 44, 30, 46, 12
 
 
 @dataclass(frozen=True)

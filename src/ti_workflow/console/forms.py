@@ -173,7 +173,7 @@ def blank() -> dict[str, Any]:
 
 
 def fold(text: str) -> str:
-    """Lower case, no accents, hyphens and apostrophes as spaces: ``Cluses-Arve`` ~ ``cluses arve``."""
+    """Lower case, no accents, hyphens and apostrophes as spaces (``Cluses-Arve``)."""
     plain = unicodedata.normalize("NFD", text.lower())
     plain = "".join(c for c in plain if not unicodedata.combining(c))
     return " ".join(re.sub(r"[-'’.,()]", " ", plain).split())
@@ -186,7 +186,9 @@ def _index(reference: Referential) -> tuple[tuple[str, Groupement], ...]:
     """Folded names, sorted, computed once per reference data set (kept with it)."""
     kept = _INDEX.get(id(reference))
     if kept is None or kept[0] is not reference:
-        names = sorted(((fold(g.name), g) for g in reference.groupements.values()), key=lambda x: x[0])
+        names = sorted(
+            ((fold(g.name), g) for g in reference.groupements.values()), key=lambda x: x[0]
+        )
         kept = _INDEX[id(reference)] = (reference, tuple(names))
     return kept[1]
 

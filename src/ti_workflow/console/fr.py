@@ -70,7 +70,7 @@ def when(value: datetime | date | str | None) -> str:
     """``22 septembre 2023 à 23 h 59`` (Paris time) for an instant, the day for a date."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return fr_date(datetime.fromisoformat(value), with_time=True)
         except ValueError:
             return value
     if isinstance(value, datetime):
@@ -113,6 +113,12 @@ def actor(label: str, regions: dict[str, str] | None = None) -> str:
     return f"{role(name)} ({qualifier})"
 
 
+def recipient(text: str) -> str:
+    """``regional_council:84 <a@b.fr>`` -> ``Conseil régional (84) <a@b.fr>``."""
+    who, _, address = text.partition(" <")
+    return f"{actor(who)} <{address}" if address else actor(who)
+
+
 def typography(text: str) -> str:
     """No-break spaces before ``: ; ? !`` and inside « » in a French sentence."""
     for mark in (" :", " ;", " ?", " !"):
@@ -133,5 +139,6 @@ def filters() -> dict[str, Any]:
         "mail_status": lambda code: MAIL_STATUSES.get(code, code),
         "fr_list": fr_list,
         "typo": typography,
+        "recipient": recipient,
         "upfirst": lambda text: str(text)[:1].upper() + str(text)[1:],
     }

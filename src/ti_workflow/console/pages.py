@@ -8,26 +8,25 @@ from __future__ import annotations
 
 import io
 import math
-from urllib.parse import quote
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from ti_workflow.audit.export import export
 from ti_workflow.audit.snapshot import parse_at, state_at
 from ti_workflow.audit.verify import verify
 from ti_workflow.console import diagram, forms, fr
 from ti_workflow.console.auth import Session
-from ti_workflow.console.web import engine_of, is_htmx, page, posted, redirect, signed_in, write
+from ti_workflow.console.web import engine_of, page, posted, redirect, signed_in, write
 from ti_workflow.domain.actors import (
     AUDITOR,
     CANDIDATE,
     NATIONAL_COMMITTEE,
-    REGIONAL_ROLES,
 )
 from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.payload import declared_fields
@@ -73,7 +72,9 @@ def regions_named(engine: Engine, codes: tuple[str, ...] | list[str]) -> list[di
     return [{"code": c, "name": ref.region_name(c)} for c in codes]
 
 
-def opinion_grid(engine: Engine, case: StoredCase, actor_role: str, region: str | None) -> list[dict[str, Any]]:
+def opinion_grid(
+    engine: Engine, case: StoredCase, actor_role: str, region: str | None
+) -> list[dict[str, Any]]:
     """Per region, each body's opinion: content for the committee, the auditor and the body
     itself; only "given / awaited" for the candidate and the other body (documented)."""
     given = case.facts.get("opinions") or {}
@@ -119,6 +120,18 @@ def members_named(engine: Engine, sirens: list[str]) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def returned(engine: Engine, session: Session, case: StoredCase) -> dict[str, Any] | None:
+    """The committee's last return for completion of a draft: when, and its reason."""
+    if case.state != "draft":
+        return None
+    for event in reversed(engine.history(case.id, session.user.actor)):
+        if event.trigger == "return_for_completion":
+            return {"at": event.at, "reason": (event.payload.get("reason") or "").rstrip(". ")}
+        if event.trigger == "create":
+            break
+    return None
 
 
 def state_label(definition: Definition, state: str) -> str:
@@ -188,7 +201,7 @@ def cases(
         sorts=SORTS,
         query=query,
         query_string="&".join(f"{k}={v}" for k, v in query.items() if v),
-        my_region=regions.get(actor.region or "", None),
+        my_region=regions.get(actor.region or ""),
     )
 
 
@@ -306,12 +319,14 @@ def _edit_page(
         needs_single=len(set(data["perimeter"]["members"])) == 1,
         needs_metropole=any(m["metropole"] for m in members),
         needs_extended=len(data["governance"]["members"]) > 2,
-        results=members_named(engine, [g.siren for g in forms.search(ref, search)]) if search else [],
+        results=members_named(engine, [g.siren for g in forms.search(ref, search)])
+        if search
+        else [],
         search=search,
         priorities=fr.PRIORITIES,
         governance_roles=fr.GOVERNANCE_ROLES,
         clock=countdown(engine, campaign),
-        returned=case.facts.get("returned_reason"),
+        returned=returned(engine, session, case),
     )
 
 
@@ -396,7 +411,9 @@ def _mail(engine: Engine, session: Session, case_id: int) -> list[dict[str, Any]
 
 
 @router.get("/candidatures/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, case_id: int, fait: Annotated[str, Query(max_length=50)] = "") -> HTMLResponse:
+def case_page(
+    request: Request, case_id: int, fait: Annotated[str, Query(max_length=50)] = ""
+) -> HTMLResponse:
     session = signed_in(request)
     engine = engine_of(request)
     actor = session.user.actor
@@ -412,7 +429,13 @@ def case_page(request: Request, case_id: int, fait: Annotated[str, Query(max_len
         state=state_label(definition, case.state),
         regions=regions_named(engine, case.regions),
         opinions=opinion_grid(engine, case, actor.role, actor.region),
-        options=[{"option": o, "rules": [{"rule": r, "section": section_of(r.code)} for r in o.failed_rules]} for o in options],
+        options=[
+            {
+                "option": o,
+                "rules": [{"rule": r, "section": section_of(r.code)} for r in o.failed_rules],
+            }
+            for o in options
+        ],
         members=members_named(engine, list(case.data.get("perimeter", {}).get("members", []))),
         editable=actor.role == CANDIDATE and case.state in definition.editable_in,
         decision=case.facts.get("decision"),
@@ -420,14 +443,23 @@ def case_page(request: Request, case_id: int, fait: Annotated[str, Query(max_len
         mail=_mail(engine, session, case_id),
         reader=actor.role in READERS,
         done=done,
-        clock=countdown(engine, engine.catalog.campaign(case.campaign_id)) if case.state == "draft" else None,
+        returned=returned(engine, session, case),
+        clock=countdown(engine, engine.catalog.campaign(case.campaign_id))
+        if case.state == "draft"
+        else None,
     )
 
 
-def _action(engine: Engine, session: Session, case_id: int, trigger: str) -> tuple[StoredCase, TriggerOption, Any]:
+def _action(
+    engine: Engine, session: Session, case_id: int, trigger: str
+) -> tuple[StoredCase, TriggerOption, Any]:
     case = engine.get(case_id, session.user.actor)
     option = next(
-        (o for o in usable(engine.available_triggers(case_id, session.user.actor)) if o.trigger == trigger),
+        (
+            o
+            for o in usable(engine.available_triggers(case_id, session.user.actor))
+            if o.trigger == trigger
+        ),
         None,
     )
     definition = engine.catalog.definition(case.definition_version)
@@ -554,7 +586,9 @@ def mail_page(request: Request, case_id: int) -> HTMLResponse:
     session = signed_in(request)
     engine = engine_of(request)
     case = engine.get(case_id, session.user.actor)
-    return page(request, "pages/mail.html", session=session, case=case, mail=_mail(engine, session, case_id))
+    return page(
+        request, "pages/mail.html", session=session, case=case, mail=_mail(engine, session, case_id)
+    )
 
 
 def _reader(session: Session, case_id: int) -> None:
@@ -595,7 +629,11 @@ def timeline(request: Request, case_id: int) -> HTMLResponse:
     for e in events:
         what: list[str] = []
         if "data" in e.payload:
-            what = [f"Modifié : {fr.fr_list(changes(data, e.payload['data']))}"] if changes(data, e.payload["data"]) else ["Aucun changement du dossier"]
+            what = (
+                [f"Modifié : {fr.fr_list(changes(data, e.payload['data']))}"]
+                if changes(data, e.payload["data"])
+                else ["Aucun changement du dossier"]
+            )
             data = e.payload["data"]
         for key, label in (("opinion", "Avis"), ("reasons", "Motifs"), ("reason", "Motif")):
             if e.payload.get(key):
@@ -655,7 +693,11 @@ def case_at(
         snapshot=snapshot,
         state=state_label(definition, snapshot.state) if snapshot else None,
         regions=regions_named(engine, list(snapshot.regions)) if snapshot else [],
-        members=members_named(engine, list((snapshot.data.get("perimeter") or {}).get("members", []))) if snapshot else [],
+        members=members_named(
+            engine, list((snapshot.data.get("perimeter") or {}).get("members", []))
+        )
+        if snapshot
+        else [],
         default=fr.paris_input(engine.clock.now()),
     )
 
@@ -690,4 +732,4 @@ def case_export(request: Request, case_id: int) -> Response:
     )
 
 
-__all__ = ["router", "is_htmx"]
+__all__ = ["is_htmx", "router"]

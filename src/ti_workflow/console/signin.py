@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from ti_workflow.console import auth, fr
 from ti_workflow.console.web import (
     current_session,
+    engine_of,
     error_page,
     page,
     posted,
@@ -25,7 +26,7 @@ from ti_workflow.console.web import (
     templates,
     write,
 )
-from ti_workflow.console.web import engine_of, now as auth_now
+from ti_workflow.console.web import now as auth_now
 from ti_workflow.mail.dispatch import Dispatcher
 from ti_workflow.storage.database import transaction
 

@@ -85,9 +85,9 @@ class CsrfRefused(Exception):
 
 
 def current_session(request: Request) -> Session | None:
-    cached = getattr(request.state, "session", False)
+    cached: Session | bool | None = getattr(request.state, "session", False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
+        return cached if isinstance(cached, Session) else None
     cookie = request.cookies.get(auth.COOKIE, "")
     found = None
     if cookie:
@@ -125,7 +125,9 @@ async def posted_anonymous(request: Request) -> Any:
     """The form of a POST made before sign-in: double-submit cookie check."""
     form = await request.form()
     token = form.get("csrf")
-    if not isinstance(token, str) or not auth.same(token, request.cookies.get(auth.CSRF_COOKIE, "")):
+    if not isinstance(token, str) or not auth.same(
+        token, request.cookies.get(auth.CSRF_COOKIE, "")
+    ):
         raise CsrfRefused()
     return form
 
@@ -138,9 +140,7 @@ def anonymous_csrf(request: Request) -> str:
     return token
 
 
-def page(
-    request: Request, template: str, status: int = 200, **context: Any
-) -> HTMLResponse:
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     session = context.pop("session", None)
     if session is None and not getattr(request.state, "skip_session", False):
         session = getattr(request.state, "session", None) or None
@@ -254,7 +254,9 @@ ERRORS = {
 }
 
 
-def error_page(request: Request, status: int, reference: str | None = None, **extra: Any) -> HTMLResponse:
+def error_page(
+    request: Request, status: int, reference: str | None = None, **extra: Any
+) -> HTMLResponse:
     title, text = ERRORS.get(status, ERRORS[400])
     try:
         session = current_session(request)
@@ -305,11 +307,15 @@ def install_error_pages(app: FastAPI) -> None:
         reference = None
         if status == 500:
             reference = uuid.uuid4().hex[:12]
-            log.error("console error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
+            log.error(
+                "console error %s on %s %s",
+                reference,
+                request.method,
+                request.url.path,
+                exc_info=exc,
+            )
         rules = list(exc.rules) if isinstance(exc, GuardRefused) else []
-        return await run_in_threadpool(
-            lambda: error_page(request, status, reference, rules=rules)
-        )
+        return await run_in_threadpool(lambda: error_page(request, status, reference, rules=rules))
 
     originals = dict(app.exception_handlers)
     kinds: list[Any] = [

@@ -114,6 +114,7 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory used by ``ti-workflow serve`` (one engine per worker process)."""
     from ti_workflow.bootstrap import open_engine
+
     settings = Settings.from_env()
     return create_app(open_engine(settings), settings=settings)
 
