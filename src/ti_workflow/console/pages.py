@@ -730,6 +730,3 @@ def case_export(request: Request, case_id: int) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="dossier-{case_id}.jsonl"'},
     )
-
-
-__all__ = ["is_htmx", "router"]
