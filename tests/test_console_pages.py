@@ -7,10 +7,19 @@ import html
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from conftest import CANDIDATE, COMMITTEE, candidacy, drive_to_regional_review, give_all_opinions
+from conftest import (
+    CANDIDATE,
+    COMMITTEE,
+    candidacy,
+    drive_to_regional_review,
+    give_all_opinions,
+    paris,
+)
 from console_support import CANDIDATE_EMAIL, Console, csrf_of, serve_console
+from ti_workflow.clock import SimulatedClock
 from ti_workflow.console import auth
 from ti_workflow.engine import Engine
 
@@ -151,3 +160,42 @@ def test_the_new_candidacy_page_counts_down_to_the_closing_instant(console: Cons
     # 3 July 2023 10:00 -> 22 September 2023 23:59:59 Paris (FAQ 1.2)
     assert "ouvert jusqu'au 22 septembre 2023 à 23 h 59" in new
     assert "il reste 81 jours et 13 heures" in new
+
+
+def candidate_client(console: Console) -> httpx.Client:
+    """The candidate of ``conftest.CANDIDATE`` signed in through the e-mailed link."""
+    client = console.client()
+    page = client.get("/inscription")
+    client.post("/inscription", data={"csrf": csrf_of(page.text), "email": CANDIDATE_EMAIL})
+    link = console.link_for(CANDIDATE_EMAIL).rsplit("jeton=", 1)[1]
+    page = client.get(f"/connexion/lien?jeton={link}")
+    opened = client.post("/connexion/lien", data={"csrf": csrf_of(page.text), "jeton": link})
+    client.cookies.set(auth.COOKIE, opened.cookies[auth.COOKIE])
+    return client
+
+
+def test_the_candidate_learns_the_decision_when_it_is_announced(
+    console: Console, clock: SimulatedClock
+) -> None:
+    """FAQ 1.3 (line 93): "La nouvelle carte ... sera annoncée en novembre 2023"; the
+    campaign announces on 14/11/2023. Before that the candidate sees national selection."""
+    engine = console.engine
+    case_id = drive_to_regional_review(engine)
+    give_all_opinions(engine, case_id)
+    clock.set(paris("2023-10-31T15:00:00"))
+    engine.fire(case_id, "label", COMMITTEE)
+    client = candidate_client(console)
+    try:
+        before = text(client.get(f"/candidatures/{case_id}").text)
+        listed = text(client.get("/candidatures").text)
+        path = text(client.get(f"/candidatures/{case_id}/parcours").text)
+        clock.set(paris("2023-11-14T12:00:00"))  # announced that day (campaign file)
+        after = text(client.get(f"/candidatures/{case_id}").text)
+    finally:
+        client.close()
+    with console.client("committee") as client:
+        committee = text(client.get(f"/candidatures/{case_id}").text)
+    assert "État : Sélection nationale" in before and "Labellisé" not in before
+    assert "Labellisé" not in listed and "Labellisé (empruntée)" not in path
+    assert "État : Labellisé" in after
+    assert "État : Labellisé" in committee

@@ -134,6 +134,22 @@ def returned(engine: Engine, session: Session, case: StoredCase) -> dict[str, An
     return None
 
 
+DECIDED = ("labelled", "not_selected")
+
+
+def shown_state(engine: Engine, role: str, case: StoredCase) -> str:
+    """The state a person is shown. The candidate learns the national decision when it is
+    announced (FAQ 1.3, the campaign's ``decision_announcement``), as the mail does:
+    until then a decided case shows as in national selection to its candidate."""
+    if role != CANDIDATE or case.state not in DECIDED:
+        return case.state
+    campaign = engine.catalog.campaign(case.campaign_id)
+    due = next((t.due for t in campaign.timers if t.name == "decision_announcement"), None)
+    if due is None or engine.clock.now() >= due:
+        return case.state
+    return "national_review"
+
+
 def state_label(definition: Definition, state: str) -> str:
     return definition.state(state).label_fr or state
 
@@ -179,7 +195,10 @@ def cases(
     rows = [
         {
             "case": c,
-            "state": state_label(engine.catalog.definition(c.definition_version), c.state),
+            "state_name": shown_state(engine, actor.role, c),
+            "state": state_label(
+                engine.catalog.definition(c.definition_version), shown_state(engine, actor.role, c)
+            ),
             "regions": [regions.get(r, r) for r in c.regions],
             "opinions": opinion_grid(engine, c, actor.role, actor.region),
             "due": due_date(engine, c) if c.state == "regional_review" else None,
@@ -426,7 +445,8 @@ def case_page(
         "pages/case.html",
         session=session,
         case=case,
-        state=state_label(definition, case.state),
+        state_name=shown_state(engine, actor.role, case),
+        state=state_label(definition, shown_state(engine, actor.role, case)),
         regions=regions_named(engine, case.regions),
         opinions=opinion_grid(engine, case, actor.role, actor.region),
         options=[
@@ -567,17 +587,21 @@ def path_page(request: Request, case_id: int) -> HTMLResponse:
     events = engine.history(case_id, session.user.actor)
     definition = engine.catalog.definition(case.definition_version)
     labels = {s.name: s.label_fr or s.name for s in definition.states}
+    current = shown_state(engine, session.user.role, case)
+    if current != case.state:  # not yet announced to this candidate
+        events = [e for e in events if e.dest not in DECIDED]
     taken = [e for e in events if e.source is not None and e.source != e.dest]
     return page(
         request,
         "pages/diagram.html",
         session=session,
         case=case,
-        svg=diagram.svg(definition, events, case.state),
+        state_name=current,
+        svg=diagram.svg(definition, events, current),
         path=[labels[definition.initial]] + [labels.get(e.dest, e.dest) for e in taken],
         steps=diagram.steps(definition, events),
         labels=labels,
-        state=labels.get(case.state, case.state),
+        state=labels.get(current, current),
     )
 
 
