@@ -489,6 +489,16 @@ def _action(
     return case, option, transition
 
 
+def action_fields(transition: Any) -> list[Any]:
+    """What the action form asks: the transition's fields; the optional ``reason`` every
+    transition accepts is asked only where it is required, or for a withdrawal."""
+    return [
+        f
+        for f in declared_fields(transition)
+        if f.name != "reason" or f.required or transition.trigger == "withdraw"
+    ]
+
+
 def _action_page(
     request: Request,
     session: Session,
@@ -502,7 +512,7 @@ def _action_page(
 ) -> HTMLResponse:
     engine = engine_of(request)
     definition = engine.catalog.definition(case.definition_version)
-    fields = declared_fields(transition)
+    fields = action_fields(transition)
     return page(
         request,
         "pages/action.html",
@@ -542,7 +552,7 @@ async def fire(request: Request, case_id: int, trigger: str) -> Response:
     case, option, transition = await run_in_threadpool(_action, engine, session, case_id, trigger)
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for f in declared_fields(transition):
+    for f in action_fields(transition):
         raw = form.get(f.name)
         value = raw.strip() if isinstance(raw, str) else ""
         values[f.name] = value
@@ -620,6 +630,12 @@ def _reader(session: Session, case_id: int) -> None:
         raise NotFound("page", case_id)
 
 
+def _filled(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_filled(v) for v in value.values())
+    return bool(value)
+
+
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
     names = {
         "territory_name": "nom du territoire",
@@ -629,8 +645,8 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
         "letters_of_intent": "lettres d'intention",
         "action_plan": "plan d'action",
     }
-    if before is None:
-        return [n for k, n in names.items() if after.get(k)]
+    if before is None:  # what the first version fills in
+        return [n for k, n in names.items() if _filled(after.get(k))]
     return [n for k, n in names.items() if before.get(k) != after.get(k)]
 
 
@@ -653,8 +669,9 @@ def timeline(request: Request, case_id: int) -> HTMLResponse:
     for e in events:
         what: list[str] = []
         if "data" in e.payload:
+            verb = "Renseigné" if data is None else "Modifié"
             what = (
-                [f"Modifié : {fr.fr_list(changes(data, e.payload['data']))}"]
+                [f"{verb} : {fr.fr_list(changes(data, e.payload['data']))}"]
                 if changes(data, e.payload["data"])
                 else ["Aucun changement du dossier"]
             )
