@@ -140,11 +140,13 @@ EngineFactory = Callable[..., Engine]
 
 
 @pytest.fixture
-def make_engine(clock: SimulatedClock) -> Iterator[EngineFactory]:
+def make_engine(clock: SimulatedClock, tmp_path: Path) -> Iterator[EngineFactory]:
     opened: list[Engine] = []
 
     def factory(url: str, clock_: SimulatedClock | None = None) -> Engine:
-        engine = open_engine(Settings(db_url=url), clock_ or clock)
+        # Uploaded documents stay in the test's folder (PostgreSQL's default is the cwd).
+        settings = Settings(db_url=url, files_dir=tmp_path / "files")
+        engine = open_engine(settings, clock_ or clock)
         opened.append(engine)
         return engine
 

@@ -17,8 +17,12 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import AUDITOR, CANDIDATE, candidacy
-from files_support import minimal_pdf, padded_pdf
-from ti_workflow.bootstrap import open_engine
+from files_support import (
+    files_engine_fixture,  # noqa: F401 (the files_engine fixture)
+    minimal_pdf,
+    padded_pdf,
+    with_letter,
+)
 from ti_workflow.engine import Engine
 from ti_workflow.errors import InvalidData
 from ti_workflow.files import MAX_BYTES, FileMissing, FileRefused, FileStore, StoredFile
@@ -89,12 +93,21 @@ def test_put_repairs_an_altered_copy(store: FileStore) -> None:
         (b"<html><body>%PDF-1.4 " + minimal_pdf() + b"</body></html>", "not_pdf"),
         (b"%PDF-1.4\n" + b"hello world " * 100, "unreadable_pdf"),
         (minimal_pdf()[: len(minimal_pdf()) // 2], "unreadable_pdf"),
+        (minimal_pdf() + b"\n" * 2048, "unreadable_pdf"),
         (
             minimal_pdf().replace(b"/Kids [3 0 R] /Count 1", b"/Kids [] /Count 0"),
             "unreadable_pdf",
         ),
     ],
-    ids=["empty", "png-named-pdf", "html-with-pdf-inside", "junk", "truncated", "no-page"],
+    ids=[
+        "empty",
+        "png-named-pdf",
+        "html-with-pdf-inside",
+        "junk",
+        "truncated",
+        "long-tail-after-end",
+        "no-page",
+    ],
 )
 def test_refuses_what_is_not_a_readable_pdf(store: FileStore, content: bytes, reason: str) -> None:
     with pytest.raises(FileRefused) as refused:
@@ -167,18 +180,6 @@ def test_files_dir_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 # --- case data refers to stored files (both databases) ----------------------------------
-
-
-@pytest.fixture
-def files_engine(db_url: str, tmp_path: Path, clock: Any) -> Any:
-    engine = open_engine(Settings(db_url=db_url, files_dir=tmp_path / "files"), clock)
-    yield engine
-    engine.db.dispose()
-
-
-def with_letter(ref: dict[str, Any]) -> dict[str, Any]:
-    letter = {"signatory": "Mme Élue", "organisation": "CC", "date": "2023-07-01", "file": ref}
-    return candidacy(letters_of_intent=[letter])
 
 
 def count_cases(engine: Engine) -> int:

@@ -2,8 +2,12 @@
 
 The JSONL file is self-contained: a header line, one line per event carrying
 exactly the fields its hash covers plus ``prev_hash`` and ``hash``, and a trailer
-with the count, so a truncated file is noticed. ``ti_workflow.audit.offline``
+with the counts, so a truncated file is noticed. ``ti_workflow.audit.offline``
 checks it without any database library.
+
+Before the trailer, one ``file`` line per document the exported events refer to (its
+SHA-256, size, latest name and the cases referring to it); with ``documents`` the intact
+documents are also copied there as ``<sha256>.pdf``, so the offline check can rehash them.
 """
 
 from __future__ import annotations
@@ -12,13 +16,19 @@ import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
+from ti_workflow.audit.errors import AuditFailed
+from ti_workflow.audit.files import MESSAGES
+from ti_workflow.audit.replay import Finding
 from ti_workflow.audit.store import stream_events
 from ti_workflow.clock import paris
 from ti_workflow.domain.events import Event, canonical_json, iso_utc
 from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData
+from ti_workflow.files.errors import FileMissing
+from ti_workflow.files.refs import file_refs
 from ti_workflow.storage.database import read
 
 FORMAT = "ti-workflow-export/1"
@@ -52,7 +62,10 @@ def export(
     fmt: str,
     case_id: int | None = None,
     since: datetime | None = None,
+    documents: Path | None = None,
 ) -> int:
+    """Write the export, return the number of events; ``AuditFailed`` after writing it all
+    if ``documents`` was asked for and some document is missing or altered in the store."""
     if fmt not in FORMATS:
         raise InvalidData(
             "export",
@@ -69,11 +82,51 @@ def export(
     }
     out.write(canonical_json(header) + "\n")
     n = 0
+    listed: dict[str, dict[str, Any]] = {}
     for e in _events(engine, case_id, since):
         out.write(canonical_json(event_line(e)) + "\n")
         n += 1
-    out.write(canonical_json({"kind": "end", "events": n}) + "\n")
+        _list_files(listed, e)
+    for sha in sorted(listed):
+        out.write(canonical_json(listed[sha]) + "\n")
+    out.write(canonical_json({"kind": "end", "events": n, "files": len(listed)}) + "\n")
+    if documents is not None:
+        _copy_documents(engine, listed, documents)
     return n
+
+
+def _list_files(listed: dict[str, dict[str, Any]], e: Event) -> None:
+    for _, ref in file_refs(e.payload):
+        sha = str(ref.get("sha256"))
+        line = listed.setdefault(
+            sha, {"kind": "file", "sha256": sha, "size": ref.get("size"), "cases": []}
+        )
+        line["name"] = ref.get("name")
+        line["size"] = ref.get("size")
+        if e.case_id not in line["cases"]:
+            line["cases"].append(e.case_id)
+
+
+def _copy_documents(engine: Engine, listed: dict[str, dict[str, Any]], to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    findings: list[Finding] = []
+    for sha, line in listed.items():
+        try:
+            (to / f"{sha}.pdf").write_bytes(engine.files.read(sha))
+        except FileMissing:
+            problem = engine.files.check(line) or "missing"
+            findings += [
+                Finding(
+                    case_id,
+                    None,
+                    f"file_{problem}",
+                    f"the document {line['name']!r} (SHA-256 {sha}) {MESSAGES[problem]}; "
+                    f"not copied to {to}",
+                )
+                for case_id in line["cases"]
+            ]
+    if findings:
+        raise AuditFailed(findings, len({f.case_id for f in findings}), 0)
 
 
 def event_line(e: Event) -> dict[str, Any]:

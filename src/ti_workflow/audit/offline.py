@@ -1,13 +1,16 @@
 """Check an exported JSONL file on its own: no database, no ti-workflow install needed.
 
-    python offline.py EXPORT.jsonl [--checkpoint CHECKPOINT.json]
+    python offline.py EXPORT.jsonl [--checkpoint CHECKPOINT.json] [--files DIR]
     python -m ti_workflow.audit.offline EXPORT.jsonl
 
 This module imports the standard library only (an auditor can copy this one file
 and read all of it). It recomputes every event's hash from its content, follows
 each case's chain (sequence numbers and ``prev_hash``), checks the trailer count
-(truncation), and, given a checkpoint, that every head it recorded is in the file
-unchanged. Exit 0 when all holds, 1 listing each case and event at fault, 2 when
+(truncation), that the ``file`` lines list exactly the documents the events refer to,
+and, given a checkpoint, that every head it recorded is in the file unchanged. Given
+``--files DIR`` (the documents copied by ``audit export --documents DIR``), each document
+referred to must be there as ``<sha256>.pdf``, hash to its name and have its recorded
+size. Exit 0 when all holds, 1 listing each case and event at fault, 2 when
 the file cannot be read at all.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
@@ -50,10 +54,13 @@ class Problem(Exception):
 
 
 def check_lines(
-    lines: Iterable[str], checkpoint: dict[str, Any] | None = None
+    lines: Iterable[str], checkpoint: dict[str, Any] | None = None, files: str | None = None
 ) -> tuple[int, int, list[str]]:
     """Return ``(cases, events, findings)``; each finding names line, case and seq."""
     findings: list[str] = []
+    documents: dict[str, tuple[int, Any, Any, str, Any]] = {}  # sha -> where first referred
+    listed: dict[str, int] = {}
+    trailer_files: int | None = None
     heads: dict[int, tuple[int, str]] = {}
     partial: set[int] = set()
     seen: dict[tuple[int, int], str] = {}
@@ -79,6 +86,10 @@ def check_lines(
             continue
         if kind == "end":
             trailer = int(record.get("events", -1))
+            trailer_files = record.get("files")
+            continue
+        if kind == "file":
+            listed[str(record.get("sha256"))] = number
             continue
         if kind != "event":
             findings.append(f"line {number}: unknown record kind {kind!r}")
@@ -86,6 +97,9 @@ def check_lines(
         events += 1
         _check_event(number, record, heads, partial, findings, header)
         seen[(record.get("case_id"), record.get("seq"))] = str(record.get("hash"))
+        for path, ref in file_refs(record.get("payload")):
+            where = (number, record.get("case_id"), record.get("seq"), path, ref.get("size"))
+            documents.setdefault(str(ref.get("sha256")), where)
     if trailer is None:
         findings.append("end of file: no trailer line, the export is truncated")
     elif trailer != events:
@@ -93,9 +107,70 @@ def check_lines(
             f"end of file: the trailer announces {trailer} events, the file holds "
             f"{events} (lines were removed or added)"
         )
+    if trailer_files is not None:  # exports made before documents were listed have none
+        findings.extend(_check_listing(documents, listed, trailer_files))
+    if files is not None:
+        findings.extend(_check_documents(documents, files))
     if checkpoint is not None:
         findings.extend(_check_checkpoint(checkpoint, seen, header))
     return len(heads), events, findings
+
+
+def file_refs(data: Any, at: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Must find what ``ti_workflow.files.refs.file_refs`` finds (tested)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{at}.{key}" if at else str(key)
+            if key == "file" and isinstance(value, dict) and "sha256" in value:
+                yield path, value
+            else:
+                yield from file_refs(value, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from file_refs(value, f"{at}[{i}]")
+
+
+def _check_listing(
+    documents: dict[str, tuple[int, Any, Any, str, Any]], listed: dict[str, int], count: Any
+) -> list[str]:
+    out = []
+    for sha, (number, case_id, seq, path, _) in documents.items():
+        if sha not in listed:
+            out.append(
+                f"line {number}, case {case_id}, event #{seq}: {path} refers to document "
+                f"{sha}, which has no file line (the list of documents was cut)"
+            )
+    for sha, number in listed.items():
+        if sha not in documents:
+            out.append(f"line {number}: file line for {sha}, which no event refers to")
+    if count != len(listed):
+        out.append(
+            f"end of file: the trailer announces {count} documents, the file lists {len(listed)}"
+        )
+    return out
+
+
+def _check_documents(
+    documents: dict[str, tuple[int, Any, Any, str, Any]], folder: str
+) -> list[str]:
+    out = []
+    for sha, (number, case_id, seq, path, size) in documents.items():
+        where = f"line {number}, case {case_id}, event #{seq}: {path}"
+        name = os.path.join(folder, f"{sha}.pdf")
+        try:
+            with open(name, "rb") as f:
+                content = f.read()
+        except OSError:
+            out.append(f"{where}: file_missing, document {sha} is not in {folder}")
+            continue
+        if hashlib.sha256(content).hexdigest() != sha:
+            out.append(f"{where}: file_altered, {name} does not hash to its SHA-256")
+        elif len(content) != size:
+            out.append(
+                f"{where}: file_size_mismatch, {name} is {len(content)} bytes, "
+                f"the event records {size}"
+            )
+    return out
 
 
 def _check_event(
@@ -185,14 +260,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot read checkpoint {args[i + 1]}: {exc}", file=sys.stderr)
             return 2
         del args[i : i + 2]
+    files = None
+    if "--files" in args:
+        i = args.index("--files")
+        if i + 1 >= len(args) or not os.path.isdir(args[i + 1]):
+            print(
+                "error: --files needs the folder of documents from `audit export`", file=sys.stderr
+            )
+            return 2
+        files = args[i + 1]
+        del args[i : i + 2]
     as_json = "--json" in args
     args = [a for a in args if a != "--json"]
     if len(args) != 1:
-        print("usage: offline.py EXPORT.jsonl [--checkpoint FILE] [--json]", file=sys.stderr)
+        print(
+            "usage: offline.py EXPORT.jsonl [--checkpoint FILE] [--files DIR] [--json]",
+            file=sys.stderr,
+        )
         return 2
     try:
         with open(args[0], encoding="utf-8") as stream:
-            cases, events, findings = check_lines(_lines(stream), checkpoint)
+            cases, events, findings = check_lines(_lines(stream), checkpoint, files)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"error: cannot read {args[0]}: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy import Engine as SqlEngine
 
 from ti_workflow.audit.fast import ChainLink, HashedEvent, chain_links, hashed_events
+from ti_workflow.audit.files import FileAudit
 from ti_workflow.audit.replay import Finding, ReplayedCase, Replayer
 from ti_workflow.audit.store import (
     CaseHead,
@@ -30,6 +31,7 @@ from ti_workflow.audit.store import (
     stream_heads,
 )
 from ti_workflow.engine import Catalog, Engine
+from ti_workflow.files.store import FileStore
 from ti_workflow.storage.database import make_engine, read
 from ti_workflow.storage.repository import StoredCase
 
@@ -71,7 +73,8 @@ def verify(
     quick: bool = False,
     workers: int = 1,
 ) -> VerifyReport:
-    """``quick``: hash chains and case heads only (no replay, no rule re-evaluation).
+    """``quick``: hash chains and case heads only (no replay, no rule re-evaluation, no
+    check of the documents the events refer to).
 
     ``workers`` > 1 verifies that many disjoint ranges of case ids in as many processes
     (forked: call it from a process without other threads running, as the CLI does); the
@@ -90,7 +93,9 @@ def verify(
         alone = case_id is not None or engine.db.url.database in (None, "", ":memory:")
         ranges = split(conn, 1 if alone else workers)
     if len(ranges) == 1:
-        report = verify_range(engine.db, engine.catalog, case_id, None, None, quick, progress)
+        report = verify_range(
+            engine.db, engine.catalog, case_id, None, None, quick, progress, engine.files
+        )
     else:
         report = parallel(engine, ranges, quick, progress)
     with read(engine.db) as conn:
@@ -109,9 +114,12 @@ def verify_range(
     last: int | None,
     quick: bool,
     progress: Progress | None = None,
+    files: FileStore | None = None,
 ) -> VerifyReport:
-    """Chains (and, unless ``quick``, replays) of one case or of the ids ``first..last``."""
+    """Chains (and, unless ``quick``, replays and documents) of one case or of the ids
+    ``first..last``."""
     report = VerifyReport()
+    documents = FileAudit(files) if files is not None and not quick else None
     with read(db) as conn:
         if quick:
             links = _by_case(chain_links(conn, case_id, first, last), itemgetter(0))
@@ -123,6 +131,8 @@ def verify_range(
         check = _quick_case if quick else _verify_case
         for stored, events in pairs:
             found = check(catalog, stored, events)
+            if documents is not None and events:
+                found += documents.findings(events[0][0].case_id, (e for e, _ in events))
             if found:
                 report.findings.extend(found)
             if stored is not None:
@@ -224,7 +234,9 @@ def _worker(
             pending = 0
 
     try:
-        report = verify_range(db, engine.catalog, None, first, last, quick, report_progress)
+        report = verify_range(
+            db, engine.catalog, None, first, last, quick, report_progress, engine.files
+        )
         if pending:
             send.send(("progress", pending))
         send.send(("done", report))

@@ -12,6 +12,7 @@ from ti_workflow.bootstrap import initialise
 from ti_workflow.cli import api as api_cli
 from ti_workflow.cli import audit as audit_cli
 from ti_workflow.cli import case as case_cli
+from ti_workflow.cli import files as files_cli
 from ti_workflow.cli import scheduler as scheduler_cli
 from ti_workflow.cli import territory as territory_cli
 from ti_workflow.cli.common import ROOT, DbOpt, JsonOpt, command, console, emit, settings
@@ -32,7 +33,7 @@ app = typer.Typer(
 workflows_app = typer.Typer(help="Workflow definitions.", no_args_is_help=True)
 app.add_typer(case_cli.app, name="case")
 app.add_typer(workflows_app, name="workflows")
-for _area in (scheduler_cli, audit_cli, api_cli, territory_cli):
+for _area in (scheduler_cli, audit_cli, api_cli, territory_cli, files_cli):
     _area.register(app, workflows_app, case_cli.app)
 
 

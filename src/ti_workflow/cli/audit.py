@@ -285,13 +285,23 @@ def audit_export(
         str | None, typer.Option("--since", help="ISO instant (Paris if no offset).")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
+    documents: Annotated[
+        Path | None,
+        typer.Option(
+            "--documents", help="Also copy the documents referred to here (<sha256>.pdf; JSONL)."
+        ),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Export events as JSONL (verifiable offline) or CSV."""
+    """Export events as JSONL (verifiable offline, with the documents' hashes) or CSV."""
     if fmt not in FORMATS:
         raise InvalidData(
             "export",
             [FieldError("--format", f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")],
+        )
+    if documents is not None and fmt != "jsonl":
+        raise InvalidData(
+            "export", [FieldError("--documents", "only with --format jsonl (it lists them)")]
         )
     instant = parse_at(since, "--since") if since else None
     e = engine(db)
@@ -300,23 +310,31 @@ def audit_export(
 
         e.get(case_id, Actor(AUDITOR))
     if out is None:
-        n = export(e, sys.stdout, fmt, case_id, instant)
+        n = export(e, sys.stdout, fmt, case_id, instant, documents)
     else:
         with out.open("w", encoding="utf-8", newline="") as f:
-            n = export(e, f, fmt, case_id, instant)
+            n = export(e, f, fmt, case_id, instant, documents)
         err_console.print(f"{n} events written to {out}", highlight=False)
+    if documents is not None:
+        err_console.print(f"documents copied to {documents}", highlight=False)
 
 
 @audit_app.command("verify-export")
 def audit_verify_export(
     file: Annotated[Path, typer.Argument(help="A JSONL file from `audit export`.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint")] = None,
+    files: Annotated[
+        Path | None,
+        typer.Option("--files", help="The documents copied by `audit export --documents`."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check an exported JSONL file alone (no database): same as python -m …audit.offline."""
     args = [str(file)]
     if checkpoint is not None:
         args += ["--checkpoint", str(checkpoint)]
+    if files is not None:
+        args += ["--files", str(files)]
     if _json(as_json):
         args.append("--json")
     raise typer.Exit(offline.main(args))

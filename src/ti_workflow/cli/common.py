@@ -17,6 +17,7 @@ from ti_workflow.bootstrap import open_engine
 from ti_workflow.domain.actors import Actor, parse_actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, InvalidData, TiWorkflowError, UnknownTrigger
+from ti_workflow.files.errors import FileRefused
 from ti_workflow.settings import Settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -38,7 +39,7 @@ AsOpt = Annotated[
     ),
 ]
 
-USAGE_ERRORS = (InvalidData, UnknownTrigger)
+USAGE_ERRORS = (InvalidData, UnknownTrigger, FileRefused)
 
 
 class State:

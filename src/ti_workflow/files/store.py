@@ -30,6 +30,7 @@ MAX_NAME = 255
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
 _PDF_HEADER = re.compile(rb"^%PDF-\d\.\d")
+_TAIL = 1024
 
 # pypdf reports what it repairs through logging; a refused upload says why on its own.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -130,6 +131,10 @@ def check_pdf(data: bytes) -> None:
         raise FileRefused("too_large", f"{len(data)} bytes, at most {MAX_BYTES}")
     if not _PDF_HEADER.match(data):
         raise FileRefused("not_pdf")
+    if b"%%EOF" not in data[-_TAIL:]:
+        # Viewers look for the end marker in the last KiB; a reader searching further back
+        # through megabytes of junk would spend seconds on it.
+        raise FileRefused("unreadable_pdf", "no %%EOF marker at the end")
     from pypdf import PdfReader  # imported here: only uploads pay for it
 
     try:

@@ -1,7 +1,8 @@
 """Refuse oversized and non-JSON bodies before any parsing (a pure ASGI middleware).
 
 A body over the limit is refused with 413 whether it announces its length or comes
-chunked; a write whose body is not JSON gets 415. Both answer problem+json.
+chunked; a write whose body is not JSON gets 415. Both answer problem+json. Paths in
+``raw`` (file uploads) pass untouched: their route reads the body with its own bound.
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ WRITES = {"POST", "PUT", "PATCH"}
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int = DEFAULT_LIMIT, on_refusal: Refused | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = DEFAULT_LIMIT,
+        on_refusal: Refused | None = None,
+        raw: frozenset[str] = frozenset(),
+    ):
         self.app = app
         self.limit = limit
         self.on_refusal = on_refusal
+        self.raw = raw
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] not in WRITES
+            or scope["path"] in self.raw
             or not scope["path"].startswith("/v1")  # the console reads its own forms
         ):
             await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ from ti_workflow.errors import (
     TransitionNotAllowed,
     UnknownTrigger,
 )
+from ti_workflow.files.errors import FileRefused
 from ti_workflow.http.errors import BodyTooLarge, IdempotencyMismatch, Unauthenticated
 from ti_workflow.storage.database import DatabaseUnavailable, SchemaOutdated
 
@@ -48,6 +49,9 @@ KINDS: dict[str, Kind] = {
     "unsupported-media-type": Kind(
         415, "Unsupported media type", "Type de contenu non pris en charge"
     ),
+    "file-too-large": Kind(413, "File too large", "Fichier trop volumineux"),
+    "file-not-pdf": Kind(415, "File is not a PDF", "Le fichier n'est pas un PDF"),
+    "file-refused": Kind(422, "File refused", "Fichier refusé"),
     "invalid-data": Kind(422, "Invalid data", "Données invalides"),
     "guard-refused": Kind(422, "Business rules not met", "Règles du programme non respectées"),
     "unknown-trigger": Kind(422, "Unknown trigger", "Déclencheur inconnu"),
@@ -138,6 +142,10 @@ def slug_of(exc: TiWorkflowError, if_match: bool) -> str:
     """Which problem type an engine (or API) error is."""
     if isinstance(exc, Conflict):
         return "precondition-failed" if if_match else "conflict"
+    if isinstance(exc, FileRefused):
+        return {"too_large": "file-too-large", "not_pdf": "file-not-pdf"}.get(
+            exc.reason, "file-refused"
+        )
     table: list[tuple[type[TiWorkflowError], str]] = [
         (Unauthenticated, "unauthenticated"),
         (Forbidden, "forbidden"),
@@ -163,6 +171,8 @@ def from_error(exc: TiWorkflowError, instance: str, if_match: bool) -> dict[str,
     rules: list[dict[str, Any]] = []
     if isinstance(exc, GuardRefused):
         rules = [r.as_dict() for r in exc.rules]
+    elif isinstance(exc, FileRefused):
+        rules = exc.details()
     elif isinstance(exc, InvalidData):
         errors = [e.as_dict() for e in exc.errors]
     elif isinstance(exc, UnknownTrigger):
@@ -180,7 +190,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Transition not possible from the current state, or a concurrent change",
         412: "If-Match names a version that is no longer current",
         413: "Body over the size limit",
-        415: "Body is not JSON",
+        415: "Body is not JSON (or, for a file, not a PDF)",
         422: "Invalid data (field paths given), unknown trigger, failed business rules, "
         "or Idempotency-Key reused with another request",
         500: "Unexpected error (no internals are disclosed)",
