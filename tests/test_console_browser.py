@@ -1,7 +1,8 @@
 """The console in a real browser (the Debian chromium driven by Playwright): the whole
 journey of an interregional candidacy, with axe-core on every page and screenshots.
 
-One browser for the session; a new context (cookies, storage) per person. The engine has
+One browser for the run (this module holds every browser test); a new context (cookies,
+storage) per person. The engine has
 the simulated clock of the tests (3 July 2023: the filing window is open, FAQ 1.2).
 Screenshots go to ``test-screenshots/`` (git-ignored), at 1280 and 320 pixels wide.
 """
@@ -34,8 +35,11 @@ AXE_SCRIPT = str(Path(axe_playwright_python.__file__).with_name("axe.min.js"))
 SHOTS = Path(__file__).resolve().parents[1] / "test-screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """The one browser of the run: every browser test is in this module. Module scope, not
+    session: Playwright's sync API keeps an event loop running in the main thread while it is
+    open, and later tests that call ``asyncio.run`` (the SMTP dispatcher) would fail."""
     if not shutil.which(CHROMIUM):
         reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
         if os.environ.get("CI"):
