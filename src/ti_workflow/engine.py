@@ -394,8 +394,10 @@ class Engine:
         text: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        order: str = "id",
     ) -> tuple[list[StoredCase], int]:
         scope = CaseFilter(
+            order=order,
             workflow=workflow,
             state=state,
             campaign=campaign,

@@ -172,6 +172,8 @@ def orphan_messages(
         select(ident, table.c.case_id, table.c.timer_id)
         .select_from(table.outerjoin(timers, timers.c.id == table.c.timer_id))
         .where(table.c[seq].is_(None), timers.c.id.is_(None))
+        # The console's login links are mail without a case cause, by design.
+        .where(table.c.notification != "console_login_link")
     )
     if case_id is not None:
         by_timer = by_timer.where(table.c.case_id == case_id)

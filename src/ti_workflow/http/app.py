@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ti_workflow.clock import Clock, SystemClock
+from ti_workflow.console.app import install as install_console
 from ti_workflow.engine import Engine
 from ti_workflow.errors import TiWorkflowError
 from ti_workflow.http import idempotency
@@ -31,6 +32,7 @@ from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
 from ti_workflow.http.routes import audit, campaigns, cases, files, system
 from ti_workflow.http.validation import describe_validation, refuse_bad_text
 from ti_workflow.http.writer import run_write, writer_for
+from ti_workflow.settings import Settings
 
 API_VERSION = "1.0.0"
 DEFAULT_THREADS = 16
@@ -56,6 +58,7 @@ def create_app(
     body_limit: int = DEFAULT_LIMIT,
     auth_clock: Clock | None = None,
     threads: int = DEFAULT_THREADS,
+    settings: Settings | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +88,7 @@ def create_app(
     for module in (cases, campaigns, system, audit, files):
         app.include_router(module.router)
     _install_handlers(app, engine)
+    install_console(app, settings)  # the web console: its pages, after the API's handlers
 
     async def on_refusal(scope: Scope, status: int, slug: str) -> None:
         await run_write(
@@ -113,9 +117,9 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """The uvicorn factory used by ``ti-workflow serve`` (one engine per worker process)."""
     from ti_workflow.bootstrap import open_engine
-    from ti_workflow.settings import Settings
 
-    return create_app(open_engine(Settings.from_env()))
+    settings = Settings.from_env()
+    return create_app(open_engine(settings), settings=settings)
 
 
 def _respond(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

@@ -307,6 +307,11 @@ class CaseFilter:
     text: str | None = None
     owner_email: str | None = None
     scope_region: str | None = None
+    order: str = "id"
+    """One of :data:`CASE_ORDERS` (``-`` first: descending); ties by id."""
+
+
+CASE_ORDERS = ("id", "-id", "title", "-title", "state", "-state", "updated", "-updated")
 
 
 def list_cases(
@@ -331,9 +336,17 @@ def list_cases(
     if f.text:
         escaped = f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(func.lower(cases.c.title).like(f"%{escaped}%", escape="\\"))
-    total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
-    rows = conn.execute(query.order_by(cases.c.id).limit(limit).offset(offset)).all()
-    return [StoredCase.from_row(r) for r in rows], total
+    ids = query.with_only_columns(cases.c.id)
+    total = int(conn.execute(select(func.count()).select_from(ids.subquery())).scalar_one())
+    key = {"id": cases.c.id, "title": func.lower(cases.c.title), "state": cases.c.state}.get(
+        f.order.lstrip("-"), cases.c.updated_at
+    )
+    first = key.desc() if f.order.startswith("-") else key.asc()
+    # Sort and cut on the ids alone, then read the page's rows: sorting whole rows would
+    # carry every case's JSON through the sort.
+    page = [r[0] for r in conn.execute(ids.order_by(first, cases.c.id).limit(limit).offset(offset))]
+    found = {r.id: r for r in conn.execute(select(cases).where(cases.c.id.in_(page))).all()}
+    return [StoredCase.from_row(found[i]) for i in page], total
 
 
 def load_events(conn: Connection, case_id: int) -> list[Event]:

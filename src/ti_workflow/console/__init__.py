@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages (DSFR look, htmx) over the engine, in French."""

@@ -1,0 +1,297 @@
+"""The console in a real browser (the Debian chromium driven by Playwright): the whole
+journey of an interregional candidacy, with axe-core on every page and screenshots.
+
+One browser for the run (this module holds every browser test); a new context (cookies,
+storage) per person. The engine has
+the simulated clock of the tests (3 July 2023: the filing window is open, FAQ 1.2).
+Screenshots go to ``test-screenshots/`` (git-ignored), at 1280 and 320 pixels wide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import axe_playwright_python
+import pytest
+
+from conftest import paris
+from console_support import CANDIDATE_EMAIL, EPCI_27, EPCI_84, Console, serve_console
+from files_support import minimal_pdf
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.console import auth
+from ti_workflow.engine import Engine
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("TI_WORKFLOW_CHROMIUM", "/usr/bin/chromium")
+TIMES = {"axe": 0.0, "shots": 0.0, "tab": 0.0}
+AXE_SCRIPT = str(Path(axe_playwright_python.__file__).with_name("axe.min.js"))
+SHOTS = Path(__file__).resolve().parents[1] / "test-screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """The one browser of the run: every browser test is in this module. Module scope, not
+    session: Playwright's sync API keeps an event loop running in the main thread while it is
+    open, and later tests that call ``asyncio.run`` (the SMTP dispatcher) would fail."""
+    if not shutil.which(CHROMIUM):
+        reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--lang=fr-FR"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def console(engine: Engine) -> Iterator[Console]:
+    with serve_console(engine) as served:
+        yield served
+
+
+class Person:
+    """One browser context: a signed-in person (or not yet)."""
+
+    def __init__(self, browser: Any, console: Console, name: str | None = None) -> None:
+        self.context = browser.new_context(
+            base_url=console.url, locale="fr-FR", viewport={"width": 1280, "height": 900}
+        )
+        self.context.set_default_timeout(10_000)
+        self.context.add_init_script(path=AXE_SCRIPT)  # once per context, not per check
+        if name:
+            host = console.url.split("//", 1)[1].split(":", 1)[0]
+            cookie = console.session_cookie(name)
+            self.context.add_cookies(
+                [{"name": auth.COOKIE, "value": cookie, "domain": host, "path": "/"}]
+            )
+        self.page = self.context.new_page()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def check(page: Any, name: str) -> None:
+    """axe-core: no serious or critical violation; screenshots at 1280 and 320 px."""
+    started = time.monotonic()
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    TIMES["axe"] += time.monotonic() - started
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: {bad}"
+    started = time.monotonic()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 320, "height": 800})
+    overflow = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=str(SHOTS / f"{name}-320.png"))  # the first screen
+    page.set_viewport_size({"width": 1280, "height": 900})
+    TIMES["shots"] += time.monotonic() - started
+    assert overflow <= 330, f"{name}: {overflow} px wide at 320 px"
+
+
+def tab_to(page: Any, selector: str, limit: int = 250) -> None:
+    """Press Tab until the element has the focus: it is reachable with the keyboard."""
+    started = time.monotonic()
+    target = page.locator(selector).first
+    target.wait_for()
+    for _ in range(limit):
+        if target.evaluate("el => el === document.activeElement"):
+            TIMES["tab"] += time.monotonic() - started
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def key_in(page: Any, selector: str, text: str) -> None:
+    tab_to(page, selector)
+    page.keyboard.press("Control+A")
+    page.keyboard.type(text)
+
+
+def press(page: Any, selector: str, key: str = "Enter") -> None:
+    tab_to(page, selector)
+    with page.expect_navigation():
+        page.keyboard.press(key)
+
+
+def choose(page: Any, selector: str, downs: int) -> None:
+    """Pick an option of a closed <select> with the arrow keys."""
+    tab_to(page, selector)
+    for _ in range(downs):
+        page.keyboard.press("ArrowDown")
+
+
+def rules_text(page: Any) -> str:
+    return str(page.locator("#regles").inner_text())
+
+
+def test_an_interregional_candidacy_from_filing_to_label(
+    browser: Any, console: Console, clock: SimulatedClock
+) -> None:
+    # --- the candidate, keyboard only: registers, opens the e-mailed link ---------------
+    candidate = Person(browser, console)
+    page = candidate.page
+    page.goto("/inscription")
+    check(page, "inscription")
+    key_in(page, "#email", CANDIDATE_EMAIL)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "Vérifiez votre messagerie" in page.content()
+    check(page, "lien-envoye")
+    page.goto(console.link_for(CANDIDATE_EMAIL))
+    check(page, "lien-connexion")
+    press(page, "#se-connecter")
+    assert page.url.endswith("/candidatures")
+    check(page, "mes-candidatures")
+
+    press(page, "a[href='/candidatures/nouvelle']")
+    check(page, "nouvelle-candidature")
+    key_in(page, "#territory_name", "Jura-Arve industriel")
+    press(page, "button[type=submit]:has-text('Créer le brouillon')")
+    assert re.search(r"/candidatures/\d+/modifier$", page.url)
+    case_id = int(page.url.rsplit("/", 2)[1])
+
+    # the perimeter: search by name (htmx autocomplete), add with the keyboard
+    key_in(page, "#recherche", "Faucigny")
+    page.locator(f"button.tiw-result[value='{EPCI_84}']").wait_for()
+    assert "Communauté de communes" in page.locator("#resultats").inner_text()
+    press(page, f"button.tiw-result[value='{EPCI_84}']")
+    assert "CC Faucigny-Glières" in page.locator("#membres").inner_text()
+    # FAQ 2.2 and 4.5: one EPCI needs a justification, a letter of intent is missing
+    rules = rules_text(page)
+    assert "une seule intercommunalité" in rules and "lettre d'intention" in rules
+    assert page.locator("#single_member_justification").count() == 1  # shown: needed now
+    check(page, "formulaire-candidature")
+
+    # a second EPCI, in another region, by its SIREN: the regions follow (FAQ 2.5)
+    key_in(page, "#siren_saisi", EPCI_27)
+    press(page, "button[value='ajouter_siren']")
+    assert "Bourgogne-Franche-Comté" in page.locator("#regions-concernees").inner_text()
+    assert "Auvergne-Rhône-Alpes" in page.locator("#regions-concernees").inner_text()
+    assert "une seule intercommunalité" not in rules_text(page)
+    assert page.locator("#single_member_justification").count() == 0
+
+    # governance: an elected official and an industrialist (FAQ 4.1)
+    key_in(page, "#gov-0-name", "Mme Martin")
+    choose(page, "#gov-0-role", 1)
+    key_in(page, "#gov-0-organisation", "CC Faucigny-Glières")
+    press(page, "#enregistrer")
+    key_in(page, "#gov-1-name", "M. Durand")
+    choose(page, "#gov-1-role", 2)
+    key_in(page, "#gov-1-organisation", "Décolletage du Jura")
+    # the action plan: one action under one of the four priorities (FAQ 1.5, 3.1)
+    key_in(page, "#act-0-title", "Campus des métiers de la mécanique")
+    choose(page, "#act-0-priority", 3)
+    press(page, "#enregistrer")
+    rules = rules_text(page)
+    assert "lettre d'intention" in rules and "gouvernance" not in rules
+
+    # the letter of intent, signed, as a PDF (the file chooser is the only pointer use)
+    letter = Path(console.engine.files.root).parent / "lettre.pdf"
+    letter.write_bytes(minimal_pdf())
+    key_in(page, "#loi-0-signatory", "Mme Martin")
+    key_in(page, "#loi-0-organisation", "CC Faucigny-Glières")
+    page.set_input_files("#loi-0-fichier", str(letter))
+    press(page, "#enregistrer")
+    assert "Le dossier respecte toutes les règles du dépôt" in rules_text(page)
+    assert "lettre.pdf" in page.content()
+
+    press(page, "#regles a")
+    check(page, "confirmer-depot")
+    press(page, "#confirmer")
+    assert "Action effectuée" in page.content()
+    assert "Déposée" in page.content()
+    check(page, "dossier-candidat")
+    candidate.close()
+
+    # --- the committee opens the regional review ---------------------------------------
+    clock.set(paris("2023-09-25T09:30:00"))  # after the window (FAQ 1.2)
+    committee = Person(browser, console, "committee")
+    page = committee.page
+    page.goto("/candidatures")
+    check(page, "comite-liste")
+    page.click(f"a[href='/candidatures/{case_id}']")
+    page.click(f"a[href='/candidatures/{case_id}/actions/start_regional_review']")
+    page.click("#confirmer")
+    assert "Avis d'opportunité régional" in page.content()
+
+    # --- the four regional bodies give their opinions (FAQ 1.3) -----------------------
+    for name in ("council_84", "state_84", "council_27", "state_27"):
+        clock.advance(timedelta(days=2, hours=3))
+        body = Person(browser, console, name)
+        page = body.page
+        page.goto("/candidatures")
+        if name == "council_84":
+            check(page, "file-regionale")
+        page.click(f"a[href='/candidatures/{case_id}']")
+        page.click(f"a[href='/candidatures/{case_id}/actions/give_opinion']")
+        if name == "council_84":
+            page.click("#confirmer")  # nothing chosen: refused, explained, nothing stored
+            assert "Ce champ est obligatoire" in page.content()
+            check(page, "avis-refuse")
+        page.click("label[for=opinion-favourable]")
+        page.fill("#reasons", "Bassin d'emploi industriel cohérent.")
+        page.click("#confirmer")
+        assert "Action effectuée" in page.content()
+        body.close()
+
+    # --- the committee labels ----------------------------------------------------------
+    clock.set(paris("2023-10-31T15:00:00"))
+    page = committee.page
+    page.goto(f"/candidatures/{case_id}")
+    assert "Sélection nationale" in page.content()
+    check(page, "comite-dossier")
+    page.click(f"a[href='/candidatures/{case_id}/actions/label']")
+    assert page.locator("text=Favorable").count() >= 4  # every region's two opinions
+    check(page, "comite-decision")
+    page.click("#confirmer")
+    assert "Labellisé" in page.content()
+    committee.close()
+
+    # --- the auditor: timeline, chain verified, state at a date, mail, letter ---------
+    auditor = Person(browser, console, "auditor")
+    page = auditor.page
+    page.goto(f"/candidatures/{case_id}/historique")
+    assert "La chaîne d'empreintes est intègre" in page.content()
+    assert page.locator(".tiw-event").count() >= 10
+    assert page.locator("text=chaînage rompu").count() == 0
+    check(page, "historique")
+    page.goto(f"/candidatures/{case_id}/etat?instant=2023-07-03T09:00")
+    assert "n'existait pas encore" in page.content()
+    check(page, "etat-a-une-date")
+    page.goto(f"/candidatures/{case_id}/parcours")
+    check(page, "parcours")
+    page.goto(f"/candidatures/{case_id}/courriels")
+    check(page, "courriels")
+    page.goto(f"/candidatures/{case_id}")
+    with page.expect_download() as download:
+        page.click("a:has-text('lettre.pdf')")
+    assert Path(download.value.path()).read_bytes() == minimal_pdf()
+    auditor.close()
+    print("TIMES", TIMES)
+
+
+def test_error_pages_are_french_and_accessible(browser: Any, console: Console) -> None:
+    person = Person(browser, console, "council_11")
+    page = person.page
+    answer = page.goto("/candidatures/999")
+    assert answer is not None and answer.status == 404
+    assert "Page introuvable" in page.content()
+    check(page, "erreur-404")
+    page.goto("/connexion")
+    person.close()
