@@ -24,6 +24,7 @@ from ti_workflow.domain.actors import (
     CANDIDATE,
     REGIONAL_ROLES,
     SYSTEM,
+    TERRITORY_ROLES,
     Actor,
 )
 from ti_workflow.domain.campaign import Campaign
@@ -32,7 +33,8 @@ from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.machine import CompiledMachine, IllegalStep
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.reference import Referential
-from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context, Form
+from ti_workflow.domain.declared import form_of
+from ti_workflow.domain.rules import EFFECTS, GUARDS, Context, Form
 from ti_workflow.errors import (
     Conflict,
     CreateRefused,
@@ -60,6 +62,8 @@ CONTEXT = "context"
 """Annotation holding the database facts (``Context.extra``) a step's rules were given."""
 CREATE = "create"
 UPDATE = "update"
+REGIONS = "regions"
+"""Annotation of a create/update holding the case's regions when the database added some."""
 WARNINGS = "warnings"
 """Annotation holding the non-blocking rules (``Rule.severity == "warning"``) of a step."""
 
@@ -190,8 +194,12 @@ class Engine:
                 f"create a {workflow} case",
                 f"only {', '.join(definition.create_roles)}",
             )
-        form = FORMS[definition.form]
+        form = form_of(definition, self.catalog.reference)
         clean = form.parse(data)
+        if actor.role in TERRITORY_ROLES and clean.get("territory_id") != actor.territory:
+            raise Forbidden(
+                actor.label, f"create a {workflow} case", f"only for territory {actor.territory}"
+            )
         now = self.clock.now()
         with transaction(self.db) as conn:
             regions = self._regions(conn, form, workflow, clean)
@@ -208,7 +216,28 @@ class Engine:
                     reference=self.catalog.reference,
                     payload={},
                     trigger=CREATE,
-                    extra={},
+                    extra=self._extra(
+                        conn,
+                        StoredCase(
+                            0,
+                            workflow,
+                            definition.version,
+                            campaign,
+                            definition.initial,
+                            "",
+                            actor.email,
+                            clean,
+                            {},
+                            regions,
+                            0,
+                            0,
+                            "",
+                            now,
+                            now,
+                        ),
+                        CREATE,
+                    ),
+                    form=definition.form_spec,
                 )
                 failed, _ = split_rules(
                     [r for name in definition.create_guards for r in GUARDS[name](ctx)]
@@ -229,7 +258,14 @@ class Engine:
             )
             blank = repo.load_case(conn, case_id)
             event = self._event(
-                blank, CREATE, None, definition.initial, actor, now, {"data": clean}, {}
+                blank,
+                CREATE,
+                None,
+                definition.initial,
+                actor,
+                now,
+                {"data": clean},
+                self._region_notes(form, clean, regions),
             )
             version = repo.append(
                 conn,
@@ -254,17 +290,28 @@ class Engine:
         with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
             definition = self.catalog.definition(case.definition_version)
-            if actor.role != CANDIDATE:
+            if actor.role not in definition.create_roles:
                 raise Forbidden(
-                    actor.label, f"edit case {case_id}", "only its candidate edits a file"
+                    actor.label,
+                    f"edit case {case_id}",
+                    f"only {', '.join(definition.create_roles)} edit its file",
                 )
             if case.state not in definition.editable_in:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
-            form = FORMS[definition.form]
+            form = form_of(definition, self.catalog.reference)
             clean = form.parse(data)
+            if actor.role in TERRITORY_ROLES and clean.get("territory_id") != actor.territory:
+                raise Forbidden(actor.label, f"edit case {case_id}", "its territory is fixed")
             regions = self._regions(conn, form, case.workflow, clean)
             event = self._event(
-                case, UPDATE, case.state, case.state, actor, now, {"data": clean}, {}
+                case,
+                UPDATE,
+                case.state,
+                case.state,
+                actor,
+                now,
+                {"data": clean},
+                self._region_notes(form, clean, regions),
             )
             version = repo.append(
                 conn,
@@ -363,6 +410,7 @@ class Engine:
             text=text,
             owner_email=actor.email if actor.role == CANDIDATE else None,
             scope_region=actor.region if actor.role in REGIONAL_ROLES else None,
+            scope_territory=(actor.territory or "?") if actor.role in TERRITORY_ROLES else None,
         )
         with read(self.db) as conn:
             return repo.list_cases(conn, scope, limit=limit, offset=offset)
@@ -417,6 +465,15 @@ class Engine:
         for provider in self.region_providers:
             found.update(provider(conn, workflow, clean))
         return tuple(sorted(found))
+
+    def _region_notes(
+        self, form: Form, clean: dict[str, Any], regions: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The regions a region provider added (the database's), kept in the chained event
+        so that an audit replay routes the case as the engine did."""
+        if regions == form.regions(clean, self.catalog.reference):
+            return {}
+        return {REGIONS: list(regions)}
 
     def _fire_loaded(
         self,
@@ -488,6 +545,8 @@ class Engine:
             raise NotFound("case", case.id)
         if actor.role in REGIONAL_ROLES and actor.region not in case.regions:
             raise NotFound("case", case.id)
+        if actor.role in TERRITORY_ROLES and case.data.get("territory_id") != actor.territory:
+            raise NotFound("case", case.id)
 
     def _role_refusal(self, case: StoredCase, t: Transition, actor: Actor) -> str | None:
         if actor.role not in t.roles:
@@ -520,6 +579,7 @@ class Engine:
             payload=payload,
             trigger=t.trigger,
             extra=extra or {},
+            form=self.catalog.definition(case.definition_version).form_spec,
         )
 
     @staticmethod

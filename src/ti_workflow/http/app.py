@@ -28,7 +28,7 @@ from ti_workflow.http import idempotency
 from ti_workflow.http.context import log, record_refusal
 from ti_workflow.http.limits import DEFAULT_LIMIT, BodyLimit, Scope
 from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
-from ti_workflow.http.routes import audit, campaigns, cases, system
+from ti_workflow.http.routes import audit, campaigns, cases, system, workflows
 from ti_workflow.http.validation import describe_validation
 from ti_workflow.http.writer import run_write, writer_for
 
@@ -81,7 +81,7 @@ def create_app(
     app.state.auth_clock = auth_clock or SystemClock()
     if idempotency.hook not in engine.hooks:
         engine.hooks.append(idempotency.hook)
-    for module in (cases, campaigns, system, audit):
+    for module in (cases, campaigns, system, audit, workflows):
         app.include_router(module.router)
     _install_handlers(app, engine)
 

@@ -307,6 +307,8 @@ class CaseFilter:
     text: str | None = None
     owner_email: str | None = None
     scope_region: str | None = None
+    scope_territory: str | None = None
+    """Only the cases whose data names this territory (``territory_id``)."""
 
 
 def list_cases(
@@ -328,6 +330,8 @@ def list_cases(
                     select(case_regions.c.case_id).where(case_regions.c.region == region)
                 )
             )
+    if f.scope_territory:
+        query = query.where(cases.c.data["territory_id"].as_string() == f.scope_territory)
     if f.text:
         pattern = f"%{f.text.lower()}%"
         query = query.where(func.lower(cases.c.title).like(pattern))

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, String, cast, or_, select
 
 from ti_workflow.clock import Clock, paris
 from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
+from ti_workflow.domain.postlabel import TERRITORY_WORKFLOWS
 from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import OPEN_CANDIDACY_STATES_FR
 from ti_workflow.storage import repository as repo
@@ -67,8 +68,31 @@ def territory_facts(conn: Connection, data: Mapping[str, Any], day: date) -> dic
     }
 
 
+def labelled_territory(conn: Connection, data: Mapping[str, Any], day: date) -> dict[str, Any]:
+    """The territory a post-label case belongs to: labelled when, and its plan's actions
+    when it was labelled through a candidacy here (none for a territory imported from the
+    published list, whose plan is not on file)."""
+    tid = str(data.get("territory_id") or "")
+    territory = store.find_territory(conn, tid)
+    if territory is None:
+        return {"found": False, "id": tid, "effective_on": day.isoformat()}
+    plan = None
+    if territory.case_id is not None:
+        candidacy = repo.load_case(conn, territory.case_id)
+        plan = [str(a.get("title") or "") for a in candidacy.data.get("action_plan") or []]
+    return {
+        "found": True,
+        "id": tid,
+        "labelled_on": territory.labelled_on.isoformat(),
+        "effective_on": day.isoformat(),
+        "plan_actions": plan,
+    }
+
+
 def context_provider(clock: Clock) -> Callable[[Connection, StoredCase, str], dict[str, Any]]:
     def provide(conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
+        if case.workflow in TERRITORY_WORKFLOWS:
+            return {"territory": labelled_territory(conn, case.data, paris(clock.now()).date())}
         if case.workflow not in AMENDMENT_WORKFLOWS:
             return {}
         return {"territory": territory_facts(conn, case.data, effective_on(case.data, clock))}
@@ -161,6 +185,9 @@ def region_provider(
     """Regions of an amendment: the territory's (FAQ 2.5) and those of the communes moved."""
 
     def provide(conn: Connection, workflow: str, data: Mapping[str, Any]) -> Iterable[str]:
+        if workflow in TERRITORY_WORKFLOWS:
+            day = paris(clock.now()).date()
+            return territory_regions(conn, reference, str(data.get("territory_id")), day)
         if workflow not in AMENDMENT_WORKFLOWS:
             return ()
         day = effective_on(data, clock)
