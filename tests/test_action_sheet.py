@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import AUDITOR, COMMITTEE, SYSTEM, EngineFactory, paris
+from conftest import AUDITOR, COMMITTEE, EngineFactory, paris
 from postlabel_helpers import (
     ALENCON,
     ARDECHE,

@@ -8,6 +8,7 @@ nothing; ``form_complete`` refuses a transition while required fields are empty.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from conftest import AUDITOR, EngineFactory, paris
 from postlabel_helpers import ARDECHE, CAMPAIGN, file_sheet, manager, sheet
 from territories_helpers import import_shipped
+from test_api_fixtures import Api, serve_api
 from ti_workflow.cli.app import app
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.definitions.loader import load_definition, parse_definition, parse_yaml_text
@@ -61,7 +63,10 @@ form:
     a: {type: text}
     b: {type: money, label_fr: B}
     c: {type: choice, label_fr: C}
-    d: {type: rows, label_fr: D, fields: {e: {type: rows, label_fr: E, fields: {f: {type: text, label_fr: F}}}}}
+    d:
+      type: rows
+      label_fr: D
+      fields: {e: {type: rows, label_fr: E, fields: {f: {type: text, label_fr: F}}}}
     g: {type: number, label_fr: G, minimum: 10, maximum: 1, max_length: 3}
     h: {type: file, label_fr: H}
     i: {type: text, label_fr: I, required: yes}
@@ -154,6 +159,9 @@ def test_values_are_normalised_and_a_draft_may_be_incomplete(engine: Engine) -> 
     assert case.regions == ("84",)
 
 
+ROW_1 = "« Indicateurs de suivi », ligne n\u00a0°\u00a01, "
+
+
 def test_form_complete_lists_every_missing_field_and_row(engine: Engine) -> None:
     """FAQ 3.2 (lines 171-177): description, owner, financing, calendar, indicators."""
     case_id = file_sheet(
@@ -171,8 +179,8 @@ def test_form_complete_lists_every_missing_field_and_row(engine: Engine) -> None
         "« Descriptif de l'action »\u00a0: champ obligatoire non rempli",
         "« Porteur de projet »\u00a0: champ obligatoire non rempli",
         "« Plan de financement »\u00a0: au moins 1 ligne (actuellement 0)",
-        "« Indicateurs de suivi », ligne n\u00a0°\u00a01, « Unité »\u00a0: champ obligatoire non rempli",
-        "« Indicateurs de suivi », ligne n\u00a0°\u00a01, « Valeur cible »\u00a0: champ obligatoire non rempli",
+        f"{ROW_1}« Unité »\u00a0: champ obligatoire non rempli",
+        f"{ROW_1}« Valeur cible »\u00a0: champ obligatoire non rempli",
     ]
     assert any("indicators[0].target" in r.message_en for r in exc.value.rules)
     assert engine.get(case_id, AUDITOR).state == "draft"
@@ -187,3 +195,21 @@ def test_cli_prints_the_form_and_validate_covers_the_file() -> None:
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["workflows", "diagram", "action_sheet"])
     assert "regional_review --> validated" in result.output
+
+
+@pytest.fixture
+def api(make_engine: EngineFactory, sqlite_url: str) -> Iterator[Api]:
+    yield from serve_api(make_engine, sqlite_url)
+
+
+def test_http_serves_each_workflow_form(api: Api) -> None:
+    response = api.as_("council_84").get("/v1/workflows/action_sheet/form")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["declared"] is True and body["title_field"] == "title"
+    assert body["fields"][1]["choices"][0]["label_fr"] == "Action du plan d'action du territoire"
+    coded = api.as_("candidate").get("/v1/workflows/candidacy/form").json()
+    assert coded["declared"] is False and coded["form"] == "candidacy"
+    missing = api.as_("candidate").get("/v1/workflows/nope/form")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")

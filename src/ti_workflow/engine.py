@@ -28,12 +28,12 @@ from ti_workflow.domain.actors import (
     Actor,
 )
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.machine import CompiledMachine, IllegalStep
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.reference import Referential
-from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.rules import EFFECTS, GUARDS, Context, Form
 from ti_workflow.errors import (
     Conflict,

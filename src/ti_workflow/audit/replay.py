@@ -23,10 +23,10 @@ from ti_workflow.domain.actors import (
     Actor,
     parse_actor,
 )
+from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
-from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.rules import EFFECTS, GUARDS, Context
 from ti_workflow.engine import CONTEXT, CREATE, REGIONS, UPDATE, WARNINGS, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError

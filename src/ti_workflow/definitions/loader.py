@@ -18,8 +18,11 @@ import yaml
 
 from ti_workflow.definitions.forms import parse_form
 from ti_workflow.definitions.timers import parse_case_timers, parse_notifications
-from ti_workflow.domain import amendments  # noqa: F401  (registers its guards and forms)
-from ti_workflow.domain import declared, postlabel  # noqa: F401  (register their guards)
+from ti_workflow.domain import (  # noqa: F401  (register their guards)
+    amendments,
+    declared,
+    postlabel,
+)
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS

@@ -24,8 +24,8 @@ from ti_workflow.domain.actors import (
     REGION_RE,
     REGIONAL_ROLES,
     ROLES,
-    TERRITORY_ROLES,
     SYSTEM,
+    TERRITORY_ROLES,
     Actor,
 )
 from ti_workflow.errors import FieldError, InvalidData, NotFound
