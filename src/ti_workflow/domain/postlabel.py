@@ -18,7 +18,13 @@ from ti_workflow.domain.rules import JSON, Context, effect, guard
 from ti_workflow.errors import Rule
 
 ACTION_SHEET = "action_sheet"
-TERRITORY_WORKFLOWS = (ACTION_SHEET,)
+PROJECT_MANAGER = "project_manager"
+TERRITORY_WORKFLOWS = (ACTION_SHEET, PROJECT_MANAGER)
+FUNDED_STATES = ("agreement_pending", "agreement_signed", "post_filled")
+"""Project-manager cases whose post the State funds (granted, signed, filled)."""
+SUBSIDY_TABLE = "project_manager_subsidy"
+FRAGILITY = "territory_fragility_class"
+DEFAULT_CLASS = "default_fragility_class"
 """Workflows whose cases belong to one labelled territory (``territory_id`` in their data)."""
 LONG_ACTION_YEARS = 4
 REGIONAL_REVIEW = "action_sheet_regional_review"
@@ -219,4 +225,152 @@ def record_progress(ctx: Context) -> tuple[JSON, JSON]:
         values = dict(facts.get("indicator_values") or {})
         values[str(p["indicator"])] = p.get("value")
         facts["indicator_values"] = values
+    return facts, {}
+
+
+# --- project manager co-financing (FAQ 5.2-5.4) ---------------------------------------------
+
+
+@guard
+def no_funded_post(ctx: Context) -> list[Rule]:
+    """FAQ 5.2 (line 238): one project manager per territory; a second request while a
+    post is funded is refused."""
+    funded = _territory(ctx).get("funded_posts") or []
+    if not funded:
+        return []
+    listed = ", ".join(f"n\u00a0°\u00a0{i}" for i in funded)
+    return [
+        _rule(
+            "post_already_funded",
+            f"le territoire a déjà un poste de chef de projet cofinancé (dossier {listed})",
+            f"the territory already has a funded project manager post (case {listed})",
+            "5.2",
+        )
+    ]
+
+
+PROGRAMMES_FR = {
+    "action_coeur_de_ville": "Action Cœur de Ville",
+    "crte": "Contrat de relance et de transition écologique",
+    "petites_villes_de_demain": "Petites villes de demain",
+    "other": "un autre programme de l'ANCT",
+}
+
+
+@guard
+def programme_overlap_flag(ctx: Context) -> list[Rule]:
+    """FAQ 5.2 (line 238) and 5.4 (line 250): synergies with the project managers of other
+    ANCT programmes are sought; a declared overlap is flagged (a warning, never a refusal)."""
+    other = ctx.data.get("other_programme")
+    if not other or other == "none":
+        return []
+    return [
+        Rule(
+            "programme_overlap",
+            "5.4",
+            f"chevauchement déclaré avec un chef de projet de {PROGRAMMES_FR.get(other, other)}"
+            f"{NBSP_}: à examiner lors de l'instruction (mutualisation)",
+            f"declared overlap with a project manager of {other}",
+            "warning",
+        )
+    ]
+
+
+@guard
+def member_of_territory(ctx: Context) -> list[Rule]:
+    """FAQ 5.3 (line 246): the opinion of each intercommunality concerned is sought."""
+    siren = str(ctx.payload.get("siren") or "")
+    members = _territory(ctx).get("members") or []
+    if siren in members:
+        return []
+    g = ctx.reference.groupement(siren)
+    name = g.name if g else siren
+    return [
+        _rule(
+            "not_a_member",
+            f"{name} n'est pas une intercommunalité membre du territoire",
+            f"{siren} is not a member intercommunality of the territory",
+            "5.3",
+        )
+    ]
+
+
+@effect
+def record_member_opinion(ctx: Context) -> tuple[JSON, JSON]:
+    facts = dict(ctx.facts)
+    opinions = dict(facts.get("member_opinions") or {})
+    opinions[str(ctx.payload["siren"])] = {
+        "opinion": ctx.payload.get("opinion"),
+        "at": ctx.now.isoformat(),
+    }
+    facts["member_opinions"] = opinions
+    return facts, {}
+
+
+@guard
+def all_members_opined(ctx: Context) -> list[Rule]:
+    """FAQ 5.3 (line 246): every member intercommunality gives its opinion."""
+    members = _territory(ctx).get("members") or []
+    missing = [m for m in members if m not in (ctx.facts.get("member_opinions") or {})]
+    if not missing:
+        return []
+    return [
+        _rule(
+            "member_opinions_missing",
+            f"{len(missing)} intercommunalité(s) membre(s) n'ont pas encore donné leur avis",
+            f"{len(missing)} member(s) have not given their opinion",
+            "5.3",
+        )
+    ]
+
+
+def _subsidy_row(ctx: Context) -> tuple[str, dict[str, Any] | None]:
+    params = ctx.campaign.parameters
+    tid = str(ctx.data.get("territory_id"))
+    klass = str((params.get(FRAGILITY) or {}).get(tid, params.get(DEFAULT_CLASS, "")))
+    return klass, (params.get(SUBSIDY_TABLE) or {}).get(klass)
+
+
+@guard
+def subsidy_table_has_class(ctx: Context) -> list[Rule]:
+    """FAQ 5.4 (line 250): maximum and rate depend on the territory's fragility; the
+    campaign's table must give them for the territory's class."""
+    klass, row = _subsidy_row(ctx)
+    if row and "rate" in row and "max_eur" in row:
+        return []
+    return [
+        _rule(
+            "subsidy_class_unknown",
+            f"le barème de la campagne ne prévoit pas la classe de fragilité « {klass} » "
+            f"de ce territoire",
+            f"the campaign's table has no rate and maximum for fragility class {klass!r}",
+            "5.4",
+        )
+    ]
+
+
+@effect
+def compute_subsidy(ctx: Context) -> tuple[JSON, JSON]:
+    """FAQ 5.4 (line 250): the State's operating subsidy, rate x cost capped at the
+    maximum of the territory's fragility class (campaign table)."""
+    klass, row = _subsidy_row(ctx)
+    assert row is not None  # subsidy_table_has_class ran first
+    rate, cap = Decimal(str(row["rate"])), Decimal(str(row["max_eur"]))
+    cost = Decimal(str(ctx.data.get("annual_cost") or 0))
+    amount = min((cost * rate).quantize(Decimal("0.01")), cap)
+    facts = dict(ctx.facts)
+    facts["subsidy"] = {
+        "fragility_class": klass,
+        "rate": float(rate),
+        "max_eur": float(cap),
+        "annual_eur": float(amount),
+    }
+    return facts, {}
+
+
+@effect
+def record_justification(ctx: Context) -> tuple[JSON, JSON]:
+    facts = dict(ctx.facts)
+    entry = {"year": ctx.payload.get("year"), "spent_eur": ctx.payload.get("spent_eur")}
+    facts["justifications"] = [*(facts.get("justifications") or []), entry]
     return facts, {}
