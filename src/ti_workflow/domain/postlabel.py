@@ -9,12 +9,13 @@ come in ``Context.extra["territory"]`` (:mod:`ti_workflow.territories.facts`).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from ti_workflow.domain.amendment_review import fr_date
 from ti_workflow.domain.rules import JSON, Context, effect, guard
+from ti_workflow.domain.timers import parse_parameter_delay
 from ti_workflow.errors import Rule
 
 ACTION_SHEET = "action_sheet"
@@ -369,8 +370,58 @@ def compute_subsidy(ctx: Context) -> tuple[JSON, JSON]:
 
 
 @effect
+def record_post(ctx: Context) -> tuple[JSON, JSON]:
+    facts = dict(ctx.facts)
+    facts["post"] = {
+        "recruited_on": ctx.payload.get("recruited_on"),
+        "person": ctx.payload.get("person"),
+        "filled_at": ctx.now.isoformat(),
+    }
+    return facts, {}
+
+
+@effect
 def record_justification(ctx: Context) -> tuple[JSON, JSON]:
     facts = dict(ctx.facts)
-    entry = {"year": ctx.payload.get("year"), "spent_eur": ctx.payload.get("spent_eur")}
+    entry = {
+        "year": ctx.payload.get("year"),
+        "spent_eur": ctx.payload.get("spent_eur"),
+        "at": ctx.now.isoformat(),
+    }
     facts["justifications"] = [*(facts.get("justifications") or []), entry]
     return facts, {}
+
+
+REMINDER_AFTER = "justification_reminder_after"
+ESCALATION_AFTER = "justification_escalation_after"
+
+
+def _justification_late(ctx: Context, parameter: str) -> list[Rule]:
+    """Due when the campaign's delay has run since the last justification (or since the
+    post was filled): a timer armed by an older event finds it not due and is skipped."""
+    done = ctx.facts.get("justifications") or []
+    last = done[-1]["at"] if done else (ctx.facts.get("post") or {}).get("filled_at")
+    raw = ctx.campaign.parameters.get(parameter)
+    if not last or not raw:
+        return [_rule("justification_not_due", "pas de justification attendue", "none", "5.4")]
+    due = parse_parameter_delay(raw).after(datetime.fromisoformat(last), ctx.campaign.zone)
+    if ctx.now >= due:
+        return []
+    return [
+        _rule(
+            "justification_not_due",
+            "une justification a été déclarée depuis : pas de relance",
+            f"a justification was recorded since: next due {due.isoformat()}",
+            "5.4",
+        )
+    ]
+
+
+@guard
+def justification_reminder_due(ctx: Context) -> list[Rule]:
+    return _justification_late(ctx, REMINDER_AFTER)
+
+
+@guard
+def justification_escalation_due(ctx: Context) -> list[Rule]:
+    return _justification_late(ctx, ESCALATION_AFTER)
