@@ -50,7 +50,7 @@ def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str
         names = {p.name.removesuffix(f".{part}") for p in folder.glob(f"*.{part}")}
         names.discard("_layout")
         assert {n for n in names if "." not in n} == declared, part
-    assert len(declared) == 21  # 16 for candidacies, 5 shared by the amendment workflows
+    assert len(declared) == 23  # 16 candidacy, 5 shared by the amendments, 2 project manager
 
 
 def test_a_template_using_a_variable_its_notification_does_not_give_fails_at_load(

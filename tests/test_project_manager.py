@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from conftest import AUDITOR, EngineFactory, paris
 from postlabel_helpers import ALENCON, ARDECHE, CAMPAIGN, governance, manager
+from sched_support import Driver, Sink, open_with, settings_for, smtp_sink
 from territories_helpers import import_shipped
 from test_action_sheet import with_parameters
 from ti_workflow.audit.verify import verify
-from ti_workflow.clock import SimulatedClock
+from ti_workflow.clock import PARIS, SimulatedClock
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.errors import Forbidden, GuardRefused, NotFound
 
 STATE_84 = Actor("state_services", region="84")
+CONTACT = "chef-de-projet@ardeche-drome.example.org"
 TABLE = {"1": {"rate": 0.8, "max_eur": 45000}, "2": {"rate": 0.5, "max_eur": 30000}}
 ARDECHE_MEMBERS = [
     "200016905", "200040491", "200041366", "200041465",
@@ -46,6 +50,7 @@ def request(tid: str, **overrides: Any) -> dict[str, Any]:
         "profile": "Développeur économique, cinq ans d'expérience industrielle.",
         "annual_cost": 70000,
         "other_programme": "none",
+        "contact_email": CONTACT,
     }
     return {**data, **overrides}
 
@@ -178,3 +183,59 @@ def test_agreement_post_and_yearly_justifications_then_end(
     assert [j["year"] for j in done.facts["justifications"]] == [2024, 2025, 2026]
     report = verify(engine)
     assert report.ok, report.findings
+
+
+# --- yearly justification: timers, reminders, escalation ------------------------------------
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with smtp_sink() as s:
+        yield s
+
+
+def test_yearly_justification_reminds_then_escalates(sqlite_url: str, sink: Sink) -> None:
+    """The campaign's ``justification_reminder_after`` (P365D) after the post is filled or
+    the last justification, a reminder to the territory; ``justification_escalation_after``
+    (P395D), the State services of the region and the Délégation are told."""
+    clock = SimulatedClock(paris("2024-01-15T10:00:00"))
+    settings = settings_for(sqlite_url, sink.port)
+    engine = open_with(settings, clock)
+    world = Driver(engine, clock, settings, [])
+    import_shipped(engine)
+    case_id = file_request(engine, ARDECHE)
+    all_opinions(engine, case_id, ARDECHE, ARDECHE_MEMBERS)
+    engine.fire(case_id, "grant", STATE_84)
+    engine.fire(case_id, "sign_agreement", STATE_84, {"signed_on": "2024-01-15"})
+    clock.set(paris("2024-05-02T10:00:00"))
+    filled = {"recruited_on": "2024-05-02", "person": "Camille Martin"}
+    engine.fire(case_id, "fill_post", manager(ARDECHE), filled)
+
+    def justify() -> None:
+        spent = {"year": 2024, "spent_eur": 45000}
+        engine.fire(case_id, "justify_spending", manager(ARDECHE), spent)
+
+    world.run_until(paris("2026-07-01T12:00:00"), actions=[(paris("2025-05-20T10:00:00"), justify)])
+    reminders = sink.of("justification_reminder")
+    assert [m.rcpt_tos for m in reminders] == [[CONTACT], [CONTACT]]
+    [escalated] = sink.of("justification_escalation")
+    assert sorted(escalated.rcpt_tos) == [
+        "comite-pilotage@territoires-industrie.example.gouv.fr",
+        "sgar-ti@auvergne-rhone-alpes.example.gouv.fr",
+        "territoires-industrie@auvergnerhonealpes.example.fr",
+    ]
+    assert "La justification annuelle des" in reminders[0].part("plain")
+    assert f"(dossier n° {case_id})" in " ".join(reminders[0].subject.split())
+    steps = [(e.trigger, paris_day(e.at)) for e in engine.history(case_id, AUDITOR)]
+    assert steps[-4:] == [
+        ("remind_justification", "2025-05-02"),
+        ("justify_spending", "2025-05-20"),
+        ("remind_justification", "2026-05-20"),
+        ("escalate_justification", "2026-06-19"),
+    ]
+    assert verify(engine).ok
+    engine.db.dispose()
+
+
+def paris_day(instant: datetime) -> str:
+    return instant.astimezone(PARIS).date().isoformat()
