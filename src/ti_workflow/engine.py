@@ -294,7 +294,7 @@ class Engine:
                 raise Forbidden(
                     actor.label,
                     f"edit case {case_id}",
-                    f"only {', '.join(definition.create_roles)} edit its file",
+                    f"only {' or '.join(definition.create_roles)} may edit its data",
                 )
             if case.state not in definition.editable_in:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
