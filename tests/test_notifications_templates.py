@@ -52,7 +52,7 @@ def test_every_declared_notification_has_three_parts_that_render(sqlite_url: str
         names = {p.name.removesuffix(f".{part}") for p in folder.glob(f"*.{part}")}
         names = {n for n in names if not n.startswith("_")}  # partials: _layout, _signature
         assert {n for n in names if "." not in n} == declared, part
-    assert len(declared) == 25  # 16 for candidacies, 9 shared by the amendment workflows
+    assert len(declared) == 27  # 16 candidacy, 9 shared by the amendments, 2 project manager
 
 
 def test_a_template_using_a_variable_its_notification_does_not_give_fails_at_load(

@@ -26,6 +26,7 @@ from ti_workflow.scheduling.timers import list_timers
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
 from ti_workflow.storage.reference_data import read_csv
+from ti_workflow.territories.hooks import territory_id_for_case
 
 SYSTEM = Actor("system")
 COMMITTEE = Actor("national_committee")
@@ -390,12 +391,78 @@ def _members(engine: Engine, data: dict[str, Any]) -> list[str]:
     ]
 
 
+def run_post_label(engine: Engine, clock: SimulatedClock, stories: list[Story]) -> list[str]:
+    """After the label (FAQ 3.2): one fiche-action per labelled territory, 2024-2027."""
+    lines = []
+    for s in stories:
+        case = engine.get(s.case_id, AUDITOR)
+        if case.state != "labelled":
+            continue
+        tid = territory_id_for_case(case.id)
+        pm, gov = (
+            Actor("project_manager", territory=tid),
+            Actor("territory_governance", territory=tid),
+        )
+        action = case.data["action_plan"][0]
+        clock.set(at("2024-02-05T10:00:00"))
+        sheet = engine.create_case(
+            "action_sheet",
+            case.campaign_id,
+            {
+                "territory_id": tid,
+                "origin": "plan",
+                "plan_action_title": action["title"],
+                "title": action["title"],
+                "priority": action.get("priority") or "innovation",
+                "description": action["summary"],
+                "owner_name": "Communauté de communes porteuse",
+                "owner_kind": "intercommunality",
+                "estimated_cost": 400000,
+                "financing": [
+                    {"source": "Région", "amount": 160000, "status": "secured"},
+                    {"source": "État (fonds vert)", "amount": 120000, "status": "requested"},
+                    {"source": "Industriels", "amount": 120000, "status": "sought"},
+                ],
+                "starts_on": "2024-04-01",
+                "ends_on": "2027-03-31",
+                "indicators": [{"name": "Personnes formées", "unit": "personnes", "target": 300}],
+                "maturity": "ready",
+            },
+            pm,
+        )
+        engine.fire(sheet.id, "submit", pm)
+        clock.set(at("2024-03-12T14:00:00"))
+        engine.fire(sheet.id, "validate_locally", gov)
+        clock.set(at("2024-04-02T11:00:00"))
+        engine.fire(
+            sheet.id, "validate_regionally", Actor("state_services", region=case.regions[0])
+        )
+        engine.fire(sheet.id, "start", pm)
+        for year, value in ((2024, 80), (2025, 190), (2026, 280)):
+            clock.set(at(f"{year}-12-10T10:00:00"))
+            engine.fire(
+                sheet.id,
+                "report_progress",
+                pm,
+                {"indicator": "Personnes formées", "value": value, "spent_eur": 120000},
+            )
+        clock.set(at("2027-03-31T17:00:00"))
+        done = engine.fire(sheet.id, "complete", pm).case
+        lines.append(
+            f"#{done.id} {tid} « {done.title} »: {done.state}, "
+            f"{done.facts['spent_eur']} EUR spent, indicator "
+            f"{done.facts['indicator_values']['Personnes formées']}/300"
+        )
+    return lines
+
+
 def run_demo(settings: Settings, *, as_json: bool = False) -> None:
     clock = SimulatedClock(at("2023-06-01T09:00:00"))
     initialise(settings, clock)
     engine = open_engine(settings, clock)
     stories = run_campaign(engine, clock)
     stories += run_amendments(engine, clock, stories)
+    post_label = run_post_label(engine, clock, stories)
     report = []
     for s in stories:
         s.notes += _follow_up_notes(engine, s.case_id)
@@ -433,6 +500,11 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> None:
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
         return
     _print_report(report, settings)
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    console.rule("After the label: fiches-actions 2024-2027 (FAQ 3.2)")
+    for line in post_label:
+        console.print(line, highlight=False)
+    console.print("Try: ti-workflow workflows form action_sheet")
 
 
 def _follow_up_notes(engine: Engine, case_id: int) -> list[str]:

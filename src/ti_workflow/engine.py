@@ -24,15 +24,17 @@ from ti_workflow.domain.actors import (
     CANDIDATE,
     REGIONAL_ROLES,
     SYSTEM,
+    TERRITORY_ROLES,
     Actor,
 )
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.machine import CompiledMachine, IllegalStep
 from ti_workflow.domain.payload import validate_payload
 from ti_workflow.domain.reference import Referential
-from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context, Form
+from ti_workflow.domain.rules import EFFECTS, GUARDS, Context, Form
 from ti_workflow.errors import (
     Conflict,
     CreateRefused,
@@ -206,8 +208,12 @@ class Engine:
                 f"create a {workflow} case",
                 f"only {', '.join(definition.create_roles)}",
             )
-        form = FORMS[definition.form]
+        form = form_of(definition, self.catalog.reference)
         clean = form.parse(data)
+        if actor.role in TERRITORY_ROLES and clean.get("territory_id") != actor.territory:
+            raise Forbidden(
+                actor.label, f"create a {workflow} case", f"only for territory {actor.territory}"
+            )
         now = self.clock.now()
         with transaction(self.db) as conn:
             regions, read_facts = self._regions(conn, form, workflow, clean)
@@ -228,6 +234,7 @@ class Engine:
                     payload={},
                     trigger=CREATE,
                     extra=extra,
+                    form=definition.form_spec,
                 )
                 failed, _ = split_rules(
                     [r for name in definition.create_guards for r in GUARDS[name](ctx)]
@@ -285,14 +292,18 @@ class Engine:
         with transaction(self.db) as conn:
             case = self._load_for_write(conn, case_id, actor, expected_version)
             definition = self.catalog.definition(case.definition_version)
-            if actor.role != CANDIDATE:
+            if actor.role not in definition.create_roles:
                 raise Forbidden(
-                    actor.label, f"edit case {case_id}", "only its candidate edits a file"
+                    actor.label,
+                    f"edit case {case_id}",
+                    f"only {' or '.join(definition.create_roles)} may edit its data",
                 )
             if case.state not in definition.editable_in:
                 raise TransitionNotAllowed(case_id, UPDATE, case.state, definition.editable_in)
-            form = FORMS[definition.form]
+            form = form_of(definition, self.catalog.reference)
             clean = form.parse(data)
+            if actor.role in TERRITORY_ROLES and clean.get("territory_id") != actor.territory:
+                raise Forbidden(actor.label, f"edit case {case_id}", "its territory is fixed")
             regions, read_facts = self._regions(conn, form, case.workflow, clean)
             event = self._event(
                 case,
@@ -405,6 +416,7 @@ class Engine:
             text=text,
             owner_email=actor.email if actor.role == CANDIDATE else None,
             scope_region=actor.region if actor.role in REGIONAL_ROLES else None,
+            scope_territory=(actor.territory or "?") if actor.role in TERRITORY_ROLES else None,
         )
         with read(self.db) as conn:
             return repo.list_cases(conn, scope, limit=limit, offset=offset)
@@ -569,6 +581,8 @@ class Engine:
             raise NotFound("case", case.id)
         if actor.role in REGIONAL_ROLES and actor.region not in case.regions:
             raise NotFound("case", case.id)
+        if actor.role in TERRITORY_ROLES and case.data.get("territory_id") != actor.territory:
+            raise NotFound("case", case.id)
 
     def _role_refusal(self, case: StoredCase, t: Transition, actor: Actor) -> str | None:
         if actor.role not in t.roles:
@@ -601,6 +615,7 @@ class Engine:
             payload=payload,
             trigger=t.trigger,
             extra=extra or {},
+            form=self.catalog.definition(case.definition_version).form_spec,
         )
 
     @staticmethod

@@ -70,9 +70,14 @@ class FieldError:
 
     location: str
     message: str
+    message_fr: str = ""
+    """The same in French, for the people filling the form (declared forms give it)."""
 
     def as_dict(self) -> dict[str, str]:
-        return {"location": self.location, "message": self.message}
+        out = {"location": self.location, "message": self.message}
+        if self.message_fr:
+            out["message_fr"] = self.message_fr
+        return out
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"

@@ -15,11 +15,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ti_workflow.domain.actors import CANDIDATE, REGIONAL_ROLES, SYSTEM, Actor, parse_actor
+from ti_workflow.domain.actors import (
+    CANDIDATE,
+    REGIONAL_ROLES,
+    SYSTEM,
+    TERRITORY_ROLES,
+    Actor,
+    parse_actor,
+)
+from ti_workflow.domain.declared import form_of
 from ti_workflow.domain.definition import Definition, Transition
 from ti_workflow.domain.events import GENESIS, Event
 from ti_workflow.domain.payload import validate_payload
-from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS, Context
+from ti_workflow.domain.rules import EFFECTS, GUARDS, Context
 from ti_workflow.engine import CONTEXT, CREATE, SOURCE, UPDATE, WARNINGS, Catalog
 from ti_workflow.errors import InvalidData, TiWorkflowError
 
@@ -227,7 +235,12 @@ class Replayer:
         c = self.case
         if self.check:
             self._check_version(e, d)
-            if e.role != CANDIDATE or _actor(e).email != c.owner_email:
+            if e.role in TERRITORY_ROLES and e.role in d.create_roles:
+                if _actor(e).territory != c.data.get("territory_id"):
+                    self._fail(
+                        e.seq, "role_forbidden", f"{e.actor} edited another territory's file"
+                    )
+            elif e.role != CANDIDATE or _actor(e).email != c.owner_email:
                 self._fail(
                     e.seq,
                     "role_forbidden",
@@ -250,7 +263,7 @@ class Replayer:
 
     def _set_data(self, e: Event, d: Definition) -> None:
         c = self.case
-        form = FORMS[d.form]
+        form = form_of(d, self.catalog.reference)
         raw = e.payload.get("data")
         clean: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         if self.check:
@@ -397,6 +410,8 @@ class Replayer:
                 f"{e.actor} gave an opinion on a case that does not concern its region "
                 f"(regions: {', '.join(c.regions)})",
             )
+        elif e.role in TERRITORY_ROLES and c.data.get("territory_id") != actor.territory:
+            self._fail(e.seq, "role_forbidden", f"{e.actor} acted on a case of another territory")
         elif e.role == CANDIDATE and actor.email != c.owner_email:
             self._fail(
                 e.seq, "role_forbidden", f"{e.actor} acted on a case owned by {c.owner_email}"
@@ -434,6 +449,7 @@ class Replayer:
                 "payload": e.payload,
                 "trigger": t.trigger,
                 "extra": e.annotations.get(CONTEXT, _NONE),
+                "form": self.catalog.definition(c.definition_version).form_spec,
             }
         )
 

@@ -28,6 +28,7 @@ from ti_workflow.cli.common import (
 )
 from ti_workflow.definitions.campaigns import load_campaigns
 from ti_workflow.definitions.loader import load_definition, load_definitions
+from ti_workflow.domain.declared import form_description
 from ti_workflow.domain.definition import Definition
 from ti_workflow.domain.machine import CompiledMachine
 from ti_workflow.errors import InvalidDefinition, NotFound
@@ -177,6 +178,35 @@ def workflows_diagram(
         as_json,
         lambda: print(text, end=""),
     )
+
+
+@workflows_app.command("form")
+@command
+def workflows_form(
+    name: Annotated[str, typer.Argument(help="Workflow name, e.g. action_sheet, or a YAML file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the fields a workflow's form declares (JSON: what a client renders)."""
+    s = settings(None)
+    path = Path(name) if name.endswith((".yaml", ".yml")) else s.workflows_dir / f"{name}.yaml"
+    if not path.exists():
+        raise NotFound("workflow", name)
+    description = form_description(load_definition(path))
+
+    def human() -> None:
+        table = Table("field", "type", "required", "label")
+        for f in description.get("fields", []):
+            table.add_row(f["name"], f["type"], "yes" if f["required"] else "", f["label_fr"])
+            for sub in f.get("fields", []):
+                table.add_row(
+                    f"  {sub['name']}",
+                    sub["type"],
+                    "yes" if sub["required"] else "",
+                    sub["label_fr"],
+                )
+        console.print(table if description["declared"] else description["note"])
+
+    emit(description, as_json, human)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from ti_workflow.engine import Engine
 from ti_workflow.errors import FieldError, Forbidden, InvalidData
 from ti_workflow.storage.database import read
 from ti_workflow.territories import importer, store, writes
+from ti_workflow.territories.phase1 import phase1_overlap
 from ti_workflow.territories.views import membership_view, snapshot_view
 
 INSEE_RE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
@@ -147,6 +148,38 @@ def show(
             )
 
         emit(view, as_json, human)
+
+
+@app.command("phase1")
+@command
+def phase1(
+    case_id: Annotated[int, typer.Argument(help="A candidacy's case number.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How a candidacy's perimeter overlaps the territories of phase 1 (2019-2022), FAQ 1.2:
+    informative only."""
+    with opened(db) as eng:
+        case = eng.get(case_id, Actor(AUDITOR))
+    if case.workflow != "candidacy":
+        raise InvalidData("case", [FieldError("CASE_ID", f"case {case_id} is not a candidacy")])
+    overlap = phase1_overlap((case.data.get("perimeter") or {}).get("members") or [])
+
+    def human() -> None:
+        if not overlap:
+            console.print(f"Case {case_id}: no groupement was in a phase-1 territory.")
+            return
+        table = Table("phase-1 territory", "shared", "% of perimeter", "% of phase-1 territory")
+        for o in overlap:
+            table.add_row(
+                f"{o['id']} {o['name']}",
+                str(len(o["shared"])),
+                f"{o['share_of_perimeter']:.0%}",
+                f"{o['share_of_phase1_territory']:.0%}",
+            )
+        console.print(table)
+
+    emit({"case": case_id, "phase1_overlap": overlap}, as_json, human)
 
 
 @app.command("of")

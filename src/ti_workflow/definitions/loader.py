@@ -16,8 +16,13 @@ from typing import Any
 
 import yaml
 
+from ti_workflow.definitions.forms import parse_form
 from ti_workflow.definitions.timers import parse_case_timers, parse_notifications
-from ti_workflow.domain import amendments  # noqa: F401  (registers its guards and forms)
+from ti_workflow.domain import (  # noqa: F401  (register their guards)
+    amendments,
+    declared,
+    postlabel,
+)
 from ti_workflow.domain.actors import ROLES
 from ti_workflow.domain.definition import PAYLOAD_TYPES, Definition, PayloadField, State, Transition
 from ti_workflow.domain.rules import EFFECTS, FORMS, GUARDS
@@ -182,8 +187,12 @@ def parse_definition(document: Any, file: str) -> Definition:
         c.error("workflow", problem)
 
     form = document.get("form")
-    if form is not None and form not in FORMS:
-        c.error("form", f"unknown form {form!r} (known: {', '.join(FORMS)})")
+    form_spec = None
+    if isinstance(form, dict):  # declared fields
+        form_spec = parse_form(form, c.error)
+        form = name
+    elif form is not None and form not in FORMS:
+        c.error("form", f"unknown form {form!r} (known: {', '.join(FORMS)}, or declare fields)")
 
     states: list[State] = []
     raw_states = document.get("states") or {}
@@ -333,6 +342,7 @@ def parse_definition(document: Any, file: str) -> Definition:
         transitions=tuple(transitions),
         timers=tuple(document.get("timers") or ()),
         notifications=tuple(document.get("notifications") or ()),
+        form_spec=form_spec,
     )
 
 

@@ -13,14 +13,25 @@ STATE_SERVICES = "state_services"
 NATIONAL_COMMITTEE = "national_committee"
 AUDITOR = "auditor"
 SYSTEM = "system"
+PROJECT_MANAGER = "project_manager"
+TERRITORY_GOVERNANCE = "territory_governance"
+PROJECT_OWNER = "project_owner"
+TERRITORY_ROLES = (PROJECT_MANAGER, TERRITORY_GOVERNANCE, PROJECT_OWNER)
+"""After labelling (FAQ 3-5): people of one territory, who see and act on its cases only
+(the cases whose data names it in ``territory_id``)."""
 
-ROLES = (CANDIDATE, REGIONAL_COUNCIL, STATE_SERVICES, NATIONAL_COMMITTEE, AUDITOR, SYSTEM)
+ROLES = (
+    CANDIDATE, REGIONAL_COUNCIL, STATE_SERVICES, NATIONAL_COMMITTEE, AUDITOR, SYSTEM,
+    *TERRITORY_ROLES,
+)  # fmt: skip
 REGIONAL_ROLES = (REGIONAL_COUNCIL, STATE_SERVICES)
+TERRITORY_RE = re.compile(r"^ti-[0-9A-Za-z]{2,8}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 REGION_RE = re.compile(r"^\d{2,3}$")
 
 ACTOR_FORMS = (
-    "candidate:EMAIL, regional_council:RR, state_services:RR, national_committee, auditor, system"
+    "candidate:EMAIL, regional_council:RR, state_services:RR, national_committee, auditor, "
+    "system, project_manager:TERRITORY, territory_governance:TERRITORY, project_owner:TERRITORY"
 )
 
 
@@ -29,9 +40,12 @@ class Actor:
     role: str
     email: str | None = None
     region: str | None = None
+    territory: str | None = None
 
     @property
     def label(self) -> str:
+        if self.territory:
+            return f"{self.role}:{self.territory}"
         if self.email:
             return f"{self.role}:{self.email}"
         if self.region:
@@ -61,6 +75,10 @@ def parse_actor(text: str) -> Actor:
         if not REGION_RE.match(qualifier):
             raise bad(f"{role} needs an INSEE region code such as 84, got {qualifier!r}")
         return Actor(role, region=qualifier)
+    if role in TERRITORY_ROLES:
+        if not TERRITORY_RE.match(qualifier):
+            raise bad(f"{role} needs a territory id such as ti-8401, got {qualifier!r}")
+        return Actor(role, territory=qualifier)
     if qualifier:
         raise bad(f"{role} takes no qualifier, got {qualifier!r}")
     return Actor(role)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ti_workflow.domain.forms import FormSpec
+
 PAYLOAD_TYPES = ("text", "string", "choice", "date", "boolean", "integer")
 
 
@@ -60,6 +62,9 @@ class Definition:
     """Rules a new case must meet (``create: guards:``), e.g. no draft after the window."""
     timers: tuple[dict[str, Any], ...] = ()
     notifications: tuple[dict[str, Any], ...] = ()
+    form_spec: FormSpec | None = None
+    """The fields declared under ``form:`` (then ``form`` is the workflow's name); none: the
+    form named by ``form`` is written in code (``rules.FORMS``)."""
     _by_trigger: dict[str, tuple[Transition, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )

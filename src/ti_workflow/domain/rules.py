@@ -33,6 +33,7 @@ from ti_workflow.domain.candidacy import (
     normalise,
     parse_candidacy,
 )
+from ti_workflow.domain.forms import FormSpec
 from ti_workflow.domain.reference import Referential
 from ti_workflow.errors import WARNING, Rule
 
@@ -56,6 +57,8 @@ class Context:
     trigger: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Read-only facts from the database added by the engine's context providers."""
+    form: FormSpec | None = None
+    """The workflow's declared form, if it declares one (for ``form_complete``)."""
 
 
 Guard = Callable[[Context], list[Rule]]

@@ -25,6 +25,7 @@ from ti_workflow.domain.actors import (
     REGIONAL_ROLES,
     ROLES,
     SYSTEM,
+    TERRITORY_ROLES,
     Actor,
 )
 from ti_workflow.errors import FieldError, InvalidData, NotFound
@@ -39,7 +40,8 @@ tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
 access_log = ApiAccessLogRow.__table__  # type: ignore[attr-defined]
 
 TOKEN_PREFIX = "tiw_"
-HTTP_ROLES = tuple(r for r in ROLES if r != SYSTEM)
+HTTP_ROLES = tuple(r for r in ROLES if r != SYSTEM and r not in TERRITORY_ROLES)
+"""Territory roles (FAQ 3-5) act through the CLI for now: an API account has no territory."""
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 DURATION_RE = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
 

@@ -29,7 +29,7 @@ from ti_workflow.http import idempotency
 from ti_workflow.http.context import log, record_refusal
 from ti_workflow.http.limits import DEFAULT_LIMIT, BodyLimit, Scope
 from ti_workflow.http.problems import MEDIA_TYPE, from_error, problem
-from ti_workflow.http.routes import audit, campaigns, cases, files, system
+from ti_workflow.http.routes import audit, campaigns, cases, files, system, workflows
 from ti_workflow.http.validation import describe_validation, refuse_bad_text
 from ti_workflow.http.writer import run_write, writer_for
 from ti_workflow.settings import Settings
@@ -85,7 +85,7 @@ def create_app(
     app.state.auth_clock = auth_clock or SystemClock()
     if idempotency.hook not in engine.hooks:
         engine.hooks.append(idempotency.hook)
-    for module in (cases, campaigns, system, audit, files):
+    for module in (cases, campaigns, system, audit, files, workflows):
         app.include_router(module.router)
     _install_handlers(app, engine)
     install_console(app, settings)  # the web console: its pages, after the API's handlers

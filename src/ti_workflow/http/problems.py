@@ -67,6 +67,9 @@ KINDS: dict[str, Kind] = {
 class FieldProblem(BaseModel):
     location: str = Field(examples=["data.perimeter.members[0]"])
     message: str = Field(examples=["a SIREN is exactly 9 digits (got '12345')"])
+    message_fr: str | None = Field(
+        default=None, description="The same in French (declared forms give it)."
+    )
 
 
 class RuleProblem(BaseModel):

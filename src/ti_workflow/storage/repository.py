@@ -307,6 +307,8 @@ class CaseFilter:
     text: str | None = None
     owner_email: str | None = None
     scope_region: str | None = None
+    scope_territory: str | None = None
+    """Only the cases whose data names this territory (``territory_id``)."""
     order: str = "id"
     """One of :data:`CASE_ORDERS` (``-`` first: descending); ties by id."""
 
@@ -333,6 +335,8 @@ def list_cases(
                     select(case_regions.c.case_id).where(case_regions.c.region == region)
                 )
             )
+    if f.scope_territory:
+        query = query.where(cases.c.data["territory_id"].as_string() == f.scope_territory)
     if f.text:
         escaped = f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(func.lower(cases.c.title).like(f"%{escaped}%", escape="\\"))

@@ -17,6 +17,7 @@ from ti_workflow.clock import Clock, paris
 from ti_workflow.domain.amendment_forms import AMENDMENT_WORKFLOWS
 from ti_workflow.domain.amendment_review import MARGINAL_SHARE_PARAMETER
 from ti_workflow.domain.campaign import Campaign
+from ti_workflow.domain.postlabel import FUNDED_STATES, PROJECT_MANAGER, TERRITORY_WORKFLOWS
 from ti_workflow.domain.reference import Referential
 from ti_workflow.domain.rules import OPEN_CANDIDACY_STATES_FR
 from ti_workflow.storage import repository as repo
@@ -82,10 +83,56 @@ def filers(contact: Mapping[str, Any] | None, governance: list[dict[str, Any]]) 
     return {"contact": str(email).lower() if email else None, "governance": members}
 
 
+def labelled_territory(
+    conn: Connection, data: Mapping[str, Any], day: date, case_id: int = 0
+) -> dict[str, Any]:
+    """The territory a post-label case belongs to: labelled when, and its plan's actions
+    when it was labelled through a candidacy here (none for a territory imported from the
+    published list, whose plan is not on file)."""
+    tid = str(data.get("territory_id") or "")
+    territory = store.find_territory(conn, tid)
+    if territory is None:
+        return {"found": False, "id": tid, "effective_on": day.isoformat()}
+    snap = store.snapshot(conn, territory, max(day, territory.labelled_on))
+    plan = None
+    if territory.case_id is not None:
+        candidacy = repo.load_case(conn, territory.case_id)
+        plan = [str(a.get("title") or "") for a in candidacy.data.get("action_plan") or []]
+    return {
+        "found": True,
+        "id": tid,
+        "labelled_on": territory.labelled_on.isoformat(),
+        "effective_on": day.isoformat(),
+        "plan_actions": plan,
+        "members": snap.sirens,
+        "funded_posts": funded_posts(conn, tid, case_id),
+    }
+
+
+def funded_posts(conn: Connection, tid: str, case_id: int) -> list[int]:
+    """The territory's other project-manager cases whose post is granted or funded (FAQ 5.2:
+    one post per territory)."""
+    c = repo.cases.c
+    rows = conn.execute(
+        select(c.id)
+        .where(
+            c.workflow == PROJECT_MANAGER,
+            c.state.in_(FUNDED_STATES),
+            c.id != case_id,
+            c.data["territory_id"].as_string() == tid,
+        )
+        .order_by(c.id)
+    ).all()
+    return [r.id for r in rows]
+
+
 def context_provider(
     clock: Clock, campaigns: Mapping[str, Campaign]
 ) -> Callable[[Connection, StoredCase, str], dict[str, Any]]:
     def provide(conn: Connection, case: StoredCase, trigger: str) -> dict[str, Any]:
+        if case.workflow in TERRITORY_WORKFLOWS:
+            day = paris(clock.now()).date()
+            return {"territory": labelled_territory(conn, case.data, day, case.id)}
         if case.workflow not in AMENDMENT_WORKFLOWS:
             return {}
         campaign = campaigns.get(case.campaign_id)
@@ -186,6 +233,9 @@ def region_provider(
     """Regions of an amendment: the territory's (FAQ 2.5) and those of the communes moved."""
 
     def provide(conn: Connection, workflow: str, data: Mapping[str, Any]) -> Iterable[str]:
+        if workflow in TERRITORY_WORKFLOWS:
+            day = paris(clock.now()).date()
+            return territory_regions(conn, reference, str(data.get("territory_id")), day)
         if workflow not in AMENDMENT_WORKFLOWS:
             return ()
         day = effective_on(data, clock)
