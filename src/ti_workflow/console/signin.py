@@ -51,7 +51,8 @@ def home(request: Request) -> Response:
 def login_form(request: Request, suite: Suite = "/") -> HTMLResponse:
     if current_session(request):
         return redirect(safe_next(suite))  # type: ignore[return-value]
-    return page(request, "pages/login.html", mode="login", suite=safe_next(suite))
+    sso = settings_of(request).oidc_name if settings_of(request).oidc_enabled else None
+    return page(request, "pages/login.html", mode="login", suite=safe_next(suite), sso=sso)
 
 
 @router.get("/inscription", response_class=HTMLResponse)
@@ -218,6 +219,10 @@ async def logout(request: Request) -> Response:
             auth.revoke_session(conn, session.id, instant)
 
     await write(request, revoke)
-    response = redirect("/connexion?sortie=1")
+    from ti_workflow.console.sso import ID_COOKIE, logout_target  # sso imports this module
+
+    target = await run_in_threadpool(logout_target, request)
+    response = redirect(target or "/connexion?sortie=1")
     response.delete_cookie(auth.COOKIE, path="/")
+    response.delete_cookie(ID_COOKIE, path="/deconnexion")
     return response

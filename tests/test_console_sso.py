@@ -1,0 +1,281 @@
+"""Agents' single sign-on against a REAL OpenID provider (npm ``oidc-provider``, run by
+node on 127.0.0.1 with tests/oidc/provider.mjs): the console is the client, unmocked.
+
+The package is installed once with npm into a cache folder (``TI_WORKFLOW_TEST_CACHE``,
+default ``~/.cache/ti-workflow-tests``). Without node/npm the tests skip, unless ``CI``
+is set: then they fail."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from console_support import Console, serve_console
+from sched_support import free_port
+from ti_workflow.clock import SimulatedClock
+from ti_workflow.console import auth, oidc
+from ti_workflow.engine import Engine
+from ti_workflow.http.accounts import users
+from ti_workflow.storage.database import read
+
+OIDC_PROVIDER = "oidc-provider@9.5.1"
+SCRIPT = Path(__file__).parent / "oidc" / "provider.mjs"
+ID_TOKEN_TTL = 60
+AGENT = "cr84@region.example.fr"  # an existing account (console_support.ACCOUNTS)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the single sign-on tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def provider_module() -> Path:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        _unavailable("node and npm are needed to run the OpenID provider (oidc-provider)")
+    cache = Path(os.environ.get("TI_WORKFLOW_TEST_CACHE") or Path.home() / ".cache/ti-workflow-tests")
+    prefix = cache / OIDC_PROVIDER.replace("@", "-")
+    entry = prefix / "node_modules" / "oidc-provider" / "lib" / "index.js"
+    if not entry.exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", OIDC_PROVIDER],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0 or not entry.exists():
+            _unavailable(f"npm install {OIDC_PROVIDER} failed: {done.stderr[-500:]}")
+    return entry
+
+
+@pytest.fixture(scope="module")
+def issuer(provider_module: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OIDC_PROVIDER_MODULE": str(provider_module),
+        "OIDC_PORT": str(port),
+        "OIDC_ID_TOKEN_TTL": str(ID_TOKEN_TTL),
+    }
+    process = subprocess.Popen(
+        ["node", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/.well-known/openid-configuration", timeout=2).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                out = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"oidc-provider did not start: {out[-1000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+@pytest.fixture
+def auth_clock() -> SimulatedClock:
+    return SimulatedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def console(engine: Engine, auth_clock: SimulatedClock, issuer: str) -> Iterator[Console]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.post(
+        issuer + "/reg",
+        json={
+            "redirect_uris": [base + oidc.CALLBACK],
+            "post_logout_redirect_uris": [base + "/connexion?sortie=1"],
+            "token_endpoint_auth_method": "client_secret_post",
+            "response_types": ["code"],
+            "grant_types": ["authorization_code"],
+        },
+        timeout=10,
+    )
+    assert client.status_code == 201, client.text
+    registered = client.json()
+    with serve_console(
+        engine,
+        auth_clock,
+        port=port,
+        oidc_issuer=issuer,
+        oidc_client_id=registered["client_id"],
+        oidc_client_secret=registered["client_secret"],
+    ) as served:
+        yield served
+
+
+def at_provider(browser: httpx.Client, url: str, email: str, stop: str) -> str:
+    """Drive the provider's login and consent forms; the URL it sends back to ``stop``."""
+    for _ in range(20):
+        if url.startswith(stop):
+            return url
+        answer = browser.get(url)
+        while answer.status_code in (302, 303) and not answer.headers["location"].startswith(stop):
+            answer = browser.get(str(answer.url.join(answer.headers["location"])))
+        if answer.status_code in (302, 303):
+            return answer.headers["location"]
+        assert answer.status_code == 200, answer.text
+        action = re.search(r'<form[^>]*action="([^"]+)"', answer.text)
+        prompt = re.search(r'name="prompt" value="([^"]+)"', answer.text)
+        assert action and prompt, answer.text
+        fields = {"prompt": prompt.group(1)}
+        if prompt.group(1) == "login":
+            fields |= {"login": email, "password": "x"}
+        posted = browser.post(str(answer.url.join(html.unescape(action.group(1)))), data=fields)
+        assert posted.status_code in (302, 303), posted.text
+        url = str(posted.url.join(posted.headers["location"]))
+    raise AssertionError("the provider did not send the browser back")
+
+
+def sign_in(
+    console: Console,
+    email: str = AGENT,
+    change_auth: dict[str, str] | None = None,
+    change_back: dict[str, str] | None = None,
+    wait: timedelta | None = None,
+    auth_clock: SimulatedClock | None = None,
+) -> tuple[httpx.Client, httpx.Response]:
+    """The whole round trip in one browser (console and provider cookies in one jar)."""
+    browser = httpx.Client(follow_redirects=False, timeout=15)
+    start = browser.get(console.url + "/connexion/oidc")
+    assert start.status_code == 303, start.text
+    auth_url = start.headers["location"]
+    if change_auth:
+        auth_url = _with(auth_url, change_auth)
+    back = at_provider(browser, auth_url, email, console.url)
+    if change_back:
+        back = _with(back, change_back)
+    if wait and auth_clock:
+        auth_clock.advance(wait)
+    return browser, browser.get(back)
+
+
+def _with(url: str, changes: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def session_count(console: Console) -> int:
+    with read(console.engine.db) as conn:
+        return int(conn.execute(select(func.count()).select_from(auth.sessions)).scalar_one())
+
+
+def test_the_login_page_offers_proconnect_and_keeps_the_mailed_link(console: Console) -> None:
+    page = httpx.get(console.url + "/connexion")
+    assert "S'identifier avec ProConnect" in page.text
+    assert 'action="/connexion"' in page.text  # the e-mailed link stays
+
+
+def test_a_good_login_opens_a_session_of_the_matching_account(console: Console) -> None:
+    browser, answer = sign_in(console)
+    with closing(browser):
+        assert answer.status_code == 303 and answer.headers["location"] == "/candidatures"
+        cookie = answer.cookies.get(auth.COOKIE)
+        assert cookie
+        start = browser.get(console.url + "/connexion/oidc")
+        auth_url = start.headers["location"]
+        assert "code_challenge_method=S256" in auth_url and "nonce=" in auth_url
+        listing = browser.get(console.url + "/candidatures")
+        assert listing.status_code == 200
+        assert "Dossiers de la région" in listing.text and AGENT in listing.text
+
+
+def test_a_wrong_state_is_refused_and_opens_no_session(console: Console) -> None:
+    before = session_count(console)
+    browser, answer = sign_in(console, change_back={"state": "forged-state"})
+    with closing(browser):
+        assert answer.status_code == 400
+        assert "Connexion refusée" in answer.text
+        assert not answer.cookies.get(auth.COOKIE)
+    assert session_count(console) == before
+
+
+def test_a_wrong_nonce_is_refused(console: Console) -> None:
+    before = session_count(console)
+    browser, answer = sign_in(console, change_auth={"nonce": "another-nonce"})
+    with closing(browser):
+        assert answer.status_code == 400, answer.text
+        assert "Connexion refusée" in answer.text
+        assert not answer.cookies.get(auth.COOKIE)
+    assert session_count(console) == before
+
+
+def test_an_expired_id_token_is_refused(console: Console, auth_clock: SimulatedClock) -> None:
+    # The provider's ID tokens live 60 s; the console's clock is 5 minutes later when
+    # the token arrives (still within the 10 minutes of the sign-in itself).
+    browser, answer = sign_in(console, wait=timedelta(minutes=5), auth_clock=auth_clock)
+    with closing(browser):
+        assert answer.status_code == 400, answer.text
+        assert "Connexion expirée" in answer.text and "trop tard" in answer.text
+        assert not answer.cookies.get(auth.COOKIE)
+
+
+def test_an_unknown_email_gets_a_french_page_and_no_account(console: Console) -> None:
+    with read(console.engine.db) as conn:
+        before = conn.execute(select(func.count()).select_from(users)).scalar_one()
+    browser, answer = sign_in(console, email="inconnu@agent.example.gouv.fr")
+    with closing(browser):
+        assert answer.status_code == 403
+        assert "Aucun compte ne correspond à cette adresse" in answer.text
+        assert "inconnu@agent.example.gouv.fr" in answer.text
+        assert not answer.cookies.get(auth.COOKIE)
+    with read(console.engine.db) as conn:
+        assert conn.execute(select(func.count()).select_from(users)).scalar_one() == before
+
+
+def test_logout_ends_the_session_here_and_at_the_provider(console: Console, issuer: str) -> None:
+    browser, answer = sign_in(console)
+    with closing(browser):
+        page = browser.get(console.url + "/candidatures")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        out = browser.post(console.url + "/deconnexion", data={"csrf": csrf.group(1)})
+        assert out.status_code == 303
+        assert out.headers["location"].startswith(issuer + "/session/end?")
+        assert "id_token_hint=" in out.headers["location"]
+        # The console session is revoked at once.
+        assert browser.get(console.url + "/candidatures").status_code == 303
+        # The provider asks to confirm, then sends the browser back to the console.
+        confirm = browser.get(out.headers["location"])
+        assert confirm.status_code == 200, confirm.text
+        action = re.search(r'<form[^>]*action="([^"]+)"', confirm.text)
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', confirm.text)
+        assert action and xsrf
+        done = browser.post(
+            str(confirm.url.join(html.unescape(action.group(1)))),
+            data={"xsrf": xsrf.group(1), "logout": "yes"},
+        )
+        assert done.status_code in (302, 303)
+        assert done.headers["location"].startswith(console.url + "/connexion?sortie=1")
+        # Signed out at the provider: a new sign-in asks for the login again.
+        start = browser.get(console.url + "/connexion/oidc")
+        at = browser.get(start.headers["location"])
+        interaction = browser.get(str(at.url.join(at.headers["location"])))
+        assert 'name="prompt" value="login"' in interaction.text
