@@ -28,7 +28,9 @@ from sched_support import free_port
 from ti_workflow.clock import SimulatedClock
 from ti_workflow.console import auth, oidc
 from ti_workflow.engine import Engine
+from ti_workflow.errors import InvalidData
 from ti_workflow.http.accounts import users
+from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
 
 OIDC_PROVIDER = "oidc-provider@9.5.1"
@@ -48,7 +50,9 @@ def provider_module() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         _unavailable("node and npm are needed to run the OpenID provider (oidc-provider)")
-    cache = Path(os.environ.get("TI_WORKFLOW_TEST_CACHE") or Path.home() / ".cache/ti-workflow-tests")
+    cache = Path(
+        os.environ.get("TI_WORKFLOW_TEST_CACHE") or Path.home() / ".cache/ti-workflow-tests"
+    )
     prefix = cache / OIDC_PROVIDER.replace("@", "-")
     entry = prefix / "node_modules" / "oidc-provider" / "lib" / "index.js"
     if not entry.exists():
@@ -207,7 +211,13 @@ def test_a_good_login_opens_a_session_of_the_matching_account(console: Console) 
         assert "Dossiers de la région" in listing.text and AGENT in listing.text
 
 
-def test_a_wrong_state_is_refused_and_opens_no_session(console: Console) -> None:
+def refusal_logged(caplog: pytest.LogCaptureFixture, reason: str) -> bool:
+    return any(f"single sign-on refused: {reason}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_wrong_state_is_refused_and_opens_no_session(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
     before = session_count(console)
     browser, answer = sign_in(console, change_back={"state": "forged-state"})
     with closing(browser):
@@ -215,9 +225,10 @@ def test_a_wrong_state_is_refused_and_opens_no_session(console: Console) -> None
         assert "Connexion refusée" in answer.text
         assert not answer.cookies.get(auth.COOKIE)
     assert session_count(console) == before
+    assert refusal_logged(caplog, "state")
 
 
-def test_a_wrong_nonce_is_refused(console: Console) -> None:
+def test_a_wrong_nonce_is_refused(console: Console, caplog: pytest.LogCaptureFixture) -> None:
     before = session_count(console)
     browser, answer = sign_in(console, change_auth={"nonce": "another-nonce"})
     with closing(browser):
@@ -225,9 +236,12 @@ def test_a_wrong_nonce_is_refused(console: Console) -> None:
         assert "Connexion refusée" in answer.text
         assert not answer.cookies.get(auth.COOKIE)
     assert session_count(console) == before
+    assert refusal_logged(caplog, "nonce")  # the provider signed a token for another nonce
 
 
-def test_an_expired_id_token_is_refused(console: Console, auth_clock: SimulatedClock) -> None:
+def test_an_expired_id_token_is_refused(
+    console: Console, auth_clock: SimulatedClock, caplog: pytest.LogCaptureFixture
+) -> None:
     # The provider's ID tokens live 60 s; the console's clock is 5 minutes later when
     # the token arrives (still within the 10 minutes of the sign-in itself).
     browser, answer = sign_in(console, wait=timedelta(minutes=5), auth_clock=auth_clock)
@@ -235,6 +249,7 @@ def test_an_expired_id_token_is_refused(console: Console, auth_clock: SimulatedC
         assert answer.status_code == 400, answer.text
         assert "Connexion expirée" in answer.text and "trop tard" in answer.text
         assert not answer.cookies.get(auth.COOKIE)
+    assert refusal_logged(caplog, "expired")
 
 
 def test_an_unknown_email_gets_a_french_page_and_no_account(console: Console) -> None:
@@ -251,7 +266,7 @@ def test_an_unknown_email_gets_a_french_page_and_no_account(console: Console) ->
 
 
 def test_logout_ends_the_session_here_and_at_the_provider(console: Console, issuer: str) -> None:
-    browser, answer = sign_in(console)
+    browser, _ = sign_in(console)
     with closing(browser):
         page = browser.get(console.url + "/candidatures")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
@@ -279,3 +294,23 @@ def test_logout_ends_the_session_here_and_at_the_provider(console: Console, issu
         at = browser.get(start.headers["location"])
         interaction = browser.get(str(at.url.join(at.headers["location"])))
         assert 'name="prompt" value="login"' in interaction.text
+
+
+def test_a_partial_single_sign_on_configuration_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TI_WORKFLOW_OIDC_ISSUER", "https://fca.integ01.dev-agentconnect.fr/api/v2")
+    monkeypatch.delenv("TI_WORKFLOW_OIDC_CLIENT_ID", raising=False)
+    monkeypatch.delenv("TI_WORKFLOW_OIDC_CLIENT_SECRET", raising=False)
+    with pytest.raises(InvalidData) as refused:
+        Settings.from_env()
+    assert {e.location for e in refused.value.errors} == {
+        "TI_WORKFLOW_OIDC_CLIENT_ID",
+        "TI_WORKFLOW_OIDC_CLIENT_SECRET",
+    }
+    monkeypatch.setenv("TI_WORKFLOW_OIDC_ISSUER", "http://idp.example.fr")
+    monkeypatch.setenv("TI_WORKFLOW_OIDC_CLIENT_ID", "c")
+    monkeypatch.setenv("TI_WORKFLOW_OIDC_CLIENT_SECRET", "s")
+    with pytest.raises(InvalidData) as insecure:
+        Settings.from_env()  # plain http only on the loopback
+    assert [e.location for e in insecure.value.errors] == ["TI_WORKFLOW_OIDC_ISSUER"]

@@ -259,7 +259,9 @@ def _claim_reason(exc: JoseError) -> str:
 
 
 def new_flow(suite: str, now: datetime) -> Flow:
-    return Flow(generate_token(32), generate_token(32), generate_token(64), int(now.timestamp()), suite)
+    return Flow(
+        generate_token(32), generate_token(32), generate_token(64), int(now.timestamp()), suite
+    )
 
 
 def check_flow(flow: Flow | None, state: str, now: datetime) -> Flow:

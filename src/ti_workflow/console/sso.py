@@ -12,6 +12,7 @@ from ti_workflow.console import auth, oidc
 from ti_workflow.console.signin import safe_next
 from ti_workflow.console.web import engine_of, page, redirect, settings_of, write
 from ti_workflow.console.web import now as auth_now
+from ti_workflow.http.accounts import User
 from ti_workflow.storage.database import read, transaction
 
 router = APIRouter(include_in_schema=False)
@@ -125,7 +126,7 @@ async def back(
         oidc.log.warning("single sign-on refused: %s", exc)
         return await run_in_threadpool(refused, request, exc.reason)
 
-    def accounts() -> list[auth.User]:
+    def accounts() -> list[User]:
         with read(engine_of(request).db) as conn:
             return auth.accounts_for(conn, who.email)
 
