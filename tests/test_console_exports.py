@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import load_workbook
@@ -16,6 +16,7 @@ from console_support import EPCI_27, EPCI_84, Console, serve_console
 from ti_workflow.clock import PARIS
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
+from ti_workflow.http import accounts
 
 
 @pytest.fixture
@@ -184,11 +185,7 @@ def test_a_candidate_exports_its_own_cases_and_no_opinions(
         assert client.get("/exports/dossiers.pdf").status_code == 404
 
 
-def _candidate(console: Console):  # type: ignore[no-untyped-def]
-    from datetime import UTC
-
-    from ti_workflow.http import accounts
-
+def _candidate(console: Console) -> accounts.User:
     return accounts.add_user(
         console.engine.db, "candidat-arve", "candidate", datetime.now(UTC), None, CANDIDATE.email
     )
