@@ -47,7 +47,7 @@ HASH = ParagraphStyle("tiw-hash", parent=SMALL, fontName="Courier", fontSize=6.5
 
 def printable(text: Any) -> str:
     """Text for a Paragraph: escaped markup, characters the standard fonts can print."""
-    value = str(text if text is not None else "").replace(fr.NNBSP, fr.NBSP)
+    value = fr.typography(str(text if text is not None else "")).replace(fr.NNBSP, fr.NBSP)
     value = value.encode("cp1252", errors="replace").decode("cp1252")
     return escape(value)
 
@@ -78,7 +78,7 @@ def build(engine: Engine, case_id: int, role: str, region: str | None, actor: An
     reader = role in READERS
     story: list[Any] = [
         para(
-            f"Candidature n°{fr.NBSP}{case.id}{fr.NBSP}: {case.title or '(sans nom)'}",
+            f"Candidature n°{fr.NBSP}{case.id} : {case.title or '(sans nom)'}",
             STYLES["Title"],
         ),
         para(f"Territoires d'industrie — dossier édité le {fr.when(engine.clock.now())}"),
@@ -173,7 +173,7 @@ def build(engine: Engine, case_id: int, role: str, region: str | None, actor: An
     SimpleDocTemplate(
         doc,
         pagesize=A4,
-        title=f"Candidature n° {case.id}",
+        title=f"Candidature n°{fr.NBSP}{case.id}",
         author="Territoires d'industrie",
         leftMargin=15 * mm,
         rightMargin=15 * mm,
