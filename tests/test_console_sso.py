@@ -7,7 +7,9 @@ is set: then they fail."""
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import os
 import re
 import shutil
@@ -314,3 +316,27 @@ def test_a_partial_single_sign_on_configuration_is_refused(
     with pytest.raises(InvalidData) as insecure:
         Settings.from_env()  # plain http only on the loopback
     assert [e.location for e in insecure.value.errors] == ["TI_WORKFLOW_OIDC_ISSUER"]
+
+
+def test_a_tampered_id_token_fails_its_signature(console: Console, issuer: str) -> None:
+    browser, answer = sign_in(console)
+    with closing(browser):
+        assert answer.status_code == 303
+        id_token = next(c.value for c in browser.cookies.jar if c.name == oidc.ID_COOKIE)
+    payload = json.loads(base64.urlsafe_b64decode(id_token.split(".")[1] + "=="))
+    settings = Settings(oidc_issuer=issuer, oidc_client_id=payload["aud"], oidc_client_secret="s")
+    provider = oidc.Provider(settings)
+    now = int(time.time())
+    # The real one verifies (its e-mail came from userinfo, as with ProConnect).
+    assert provider.verified(id_token, now, None)["sub"] == AGENT
+    head, _, signature = id_token.split(".")
+    forged = dict(payload, sub="comite@anct.example.gouv.fr")
+    forged_body = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    with pytest.raises(oidc.SsoRefused) as refused:
+        provider.verified(f"{head}.{forged_body}.{signature}", now, None)
+    assert refused.value.reason == "signature"
+    with pytest.raises(oidc.SsoRefused) as other_client:
+        oidc.Provider(
+            Settings(oidc_issuer=issuer, oidc_client_id="another", oidc_client_secret="s")
+        ).verified(id_token, now, None)
+    assert other_client.value.reason == "claims"  # aud is not this client

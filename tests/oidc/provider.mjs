@@ -27,7 +27,7 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: `agent-${id}`, email: id, given_name: 'Camille', usual_name: 'Martin' };
+        return { sub: id, email: id, given_name: 'Camille', usual_name: 'Martin' };
       },
     };
   },
