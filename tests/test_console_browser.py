@@ -336,3 +336,25 @@ def test_exports_and_the_case_pdf_download_in_the_browser(browser: Any, console:
     assert f"Candidature n° {case_id} : Vallée de l'Arve" in printed
     assert "La chaîne d'empreintes de ce dossier est vérifiée." in printed
     person.close()
+
+
+def test_single_sign_on_pages_are_accessible(browser: Any, engine: Engine) -> None:
+    """The sign-in page with its ProConnect button, and a refusal page (no sign-in in
+    progress in this browser): French, axe-clean. The flow itself is tested against a real
+    provider in test_console_sso.py."""
+    settings = {
+        "oidc_issuer": "http://127.0.0.1:9",
+        "oidc_client_id": "console",
+        "oidc_client_secret": "secret",
+    }
+    with serve_console(engine, **settings) as served:
+        person = Person(browser, served)
+        page = person.page
+        page.goto("/connexion")
+        assert page.get_by_role("link", name="S'identifier avec ProConnect").is_visible()
+        check(page, "connexion-proconnect")
+        answer = page.goto("/connexion/oidc/retour?code=x&state=y")
+        assert answer is not None and answer.status == 400
+        assert "Connexion refusée" in page.content()
+        check(page, "proconnect-refus")
+        person.close()

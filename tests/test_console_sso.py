@@ -31,6 +31,7 @@ from ti_workflow.clock import SimulatedClock
 from ti_workflow.console import auth, oidc
 from ti_workflow.engine import Engine
 from ti_workflow.errors import InvalidData
+from ti_workflow.http import accounts
 from ti_workflow.http.accounts import users
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import read
@@ -340,3 +341,16 @@ def test_a_tampered_id_token_fails_its_signature(console: Console, issuer: str) 
             Settings(oidc_issuer=issuer, oidc_client_id="another", oidc_client_secret="s")
         ).verified(id_token, now, None)
     assert other_client.value.reason == "claims"  # aud is not this client
+
+
+def test_an_address_with_several_accounts_is_sent_to_the_mailed_link(console: Console) -> None:
+    accounts.add_user(
+        console.engine.db, "cr84-bis", "auditor", datetime.now(UTC), None, AGENT.upper()
+    )
+    before = session_count(console)
+    browser, answer = sign_in(console)
+    with closing(browser):
+        assert answer.status_code == 409
+        assert "Plusieurs comptes portent cette adresse" in answer.text
+        assert "lien envoyé par courriel" in answer.text
+    assert session_count(console) == before
