@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -111,6 +112,15 @@ def auth_clock() -> SimulatedClock:
 
 @pytest.fixture
 def console(engine: Engine, auth_clock: SimulatedClock, issuer: str) -> Iterator[Console]:
+    with registered_console(engine, auth_clock, issuer) as served:
+        yield served
+
+
+@contextmanager
+def registered_console(
+    engine: Engine, auth_clock: SimulatedClock, issuer: str, **metadata: str
+) -> Iterator[Console]:
+    """A console with a client registered for it at the provider (dynamic registration)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     client = httpx.post(
@@ -121,6 +131,7 @@ def console(engine: Engine, auth_clock: SimulatedClock, issuer: str) -> Iterator
             "token_endpoint_auth_method": "client_secret_post",
             "response_types": ["code"],
             "grant_types": ["authorization_code"],
+            **metadata,
         },
         timeout=10,
     )
@@ -195,9 +206,14 @@ def session_count(console: Console) -> int:
 
 
 def test_the_login_page_offers_proconnect_and_keeps_the_mailed_link(console: Console) -> None:
-    page = httpx.get(console.url + "/connexion")
-    assert "S'identifier avec ProConnect" in page.text
-    assert 'action="/connexion"' in page.text  # the e-mailed link stays
+    with console.client() as client:
+        page = client.get("/connexion")
+        assert "S'identifier avec ProConnect" in page.text
+        assert 'action="/connexion"' in page.text  # the e-mailed link stays
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        wrong = client.post("/connexion", data={"csrf": csrf.group(1), "email": "pas une adresse"})
+        assert wrong.status_code == 422 and "S'identifier avec ProConnect" in wrong.text
 
 
 def test_a_good_login_opens_a_session_of_the_matching_account(console: Console) -> None:
@@ -354,3 +370,18 @@ def test_an_address_with_several_accounts_is_sent_to_the_mailed_link(console: Co
         assert "Plusieurs comptes portent cette adresse" in answer.text
         assert "lien envoyé par courriel" in answer.text
     assert session_count(console) == before
+
+
+def test_a_signed_userinfo_answer_is_verified_and_used(
+    engine: Engine, auth_clock: SimulatedClock, issuer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ProConnect's userinfo is a JWT signed by the provider: the e-mail comes from it."""
+    caplog.set_level(logging.DEBUG, logger="ti_workflow.console")
+    with registered_console(
+        engine, auth_clock, issuer, userinfo_signed_response_alg="RS256"
+    ) as console:
+        browser, answer = sign_in(console)
+        with closing(browser):
+            assert answer.status_code == 303 and answer.cookies.get(auth.COOKIE)
+            assert AGENT in browser.get(console.url + "/candidatures").text
+    assert any("signed userinfo verified" in r.getMessage() for r in caplog.records)

@@ -14,6 +14,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     registration: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    jwtUserinfo: { enabled: true }, // ProConnect answers userinfo as a signed JWT
   },
   // ProConnect's scopes and claims (https://github.com/numerique-gouv/proconnect-documentation).
   claims: {

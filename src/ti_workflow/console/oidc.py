@@ -231,6 +231,7 @@ class Provider:
             raise SsoRefused("userinfo", f"HTTP {response.status_code}")
         if response.headers.get("content-type", "").startswith("application/jwt"):
             found = self.verified(response.text.strip(), now, None)  # ProConnect signs it
+            log.debug("single sign-on: signed userinfo verified")
         else:
             found = response.json()
         if not isinstance(found, dict) or found.get("sub") != sub:

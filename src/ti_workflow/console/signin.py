@@ -51,8 +51,7 @@ def home(request: Request) -> Response:
 def login_form(request: Request, suite: Suite = "/") -> HTMLResponse:
     if current_session(request):
         return redirect(safe_next(suite))  # type: ignore[return-value]
-    sso = settings_of(request).oidc_name if settings_of(request).oidc_enabled else None
-    return page(request, "pages/login.html", mode="login", suite=safe_next(suite), sso=sso)
+    return page(request, "pages/login.html", mode="login", suite=safe_next(suite))
 
 
 @router.get("/inscription", response_class=HTMLResponse)

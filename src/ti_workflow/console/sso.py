@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ti_workflow.console import auth, oidc
 from ti_workflow.console.signin import safe_next
-from ti_workflow.console.web import engine_of, page, redirect, settings_of, write
+from ti_workflow.console.web import engine_of, page, redirect, settings_of, templates, write
 from ti_workflow.console.web import now as auth_now
 from ti_workflow.http.accounts import User
 from ti_workflow.storage.database import read, transaction
@@ -162,6 +162,15 @@ async def back(
 
 
 ID_COOKIE = oidc.ID_COOKIE
+
+
+def sso_name(request: Request) -> str | None:
+    """The provider's name when single sign-on is on (the sign-in page shows its button)."""
+    settings = settings_of(request)
+    return settings.oidc_name if settings.oidc_enabled else None
+
+
+templates.env.globals["sso_name"] = sso_name
 
 
 def logout_target(request: Request) -> str | None:
