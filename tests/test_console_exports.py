@@ -189,3 +189,13 @@ def _candidate(console: Console) -> accounts.User:
     return accounts.add_user(
         console.engine.db, "candidat-arve", "candidate", datetime.now(UTC), None, CANDIDATE.email
     )
+
+
+def test_a_name_that_looks_like_a_formula_stays_text(console: Console) -> None:
+    drive_to_regional_review(console.engine, candidacy(territory_name='=HYPERLINK("x";"y")'))
+    _, rows = get_csv(console, "committee", "/exports/dossiers.csv")
+    assert rows[0]["Territoire"] == "'" + '=HYPERLINK("x";"y")'
+    with console.client("committee") as client:
+        answer = client.get("/exports/dossiers.xlsx")
+    cell = load_workbook(io.BytesIO(answer.content)).active["B2"]  # type: ignore[index]
+    assert cell.value == '=HYPERLINK("x";"y")' and cell.data_type == "s"

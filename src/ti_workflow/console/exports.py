@@ -196,14 +196,27 @@ def opinion_table(
 # --- writers ------------------------------------------------------------------------------
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Value) -> str | int:
+    """A cell as text; a text a spreadsheet would run as a formula (a territory name typed
+    by a candidate, ``=HYPERLINK(…)``) gets a leading apostrophe and stays text."""
+    if isinstance(value, datetime):
+        return paris_text(value)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Value]], separator: str) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=separator, lineterminator="\r\n")
     writer.writerow(headers)
     for row in rows:
-        writer.writerow(
-            [paris_text(v) if isinstance(v, datetime) else ("" if v is None else v) for v in row]
-        )
+        writer.writerow([csv_cell(v) for v in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -215,13 +228,12 @@ def to_xlsx(title: str, headers: Sequence[str], rows: Sequence[Sequence[Value]])
     sheet.append(list(headers))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(
-            [
-                v.astimezone(PARIS).replace(tzinfo=None) if isinstance(v, datetime) else v
-                for v in row
-            ]
-        )
+    for line, row in enumerate(rows, start=2):
+        for column, v in enumerate(row, start=1):
+            cell = sheet.cell(line, column)
+            cell.value = v.astimezone(PARIS).replace(tzinfo=None) if isinstance(v, datetime) else v
+            if isinstance(v, str):
+                cell.data_type = "s"  # never a formula, whatever the text starts with
     for column, header in enumerate(headers, start=1):
         letter = get_column_letter(column)
         sheet.column_dimensions[letter].width = min(max(len(header) + 4, 14), 60)
