@@ -294,6 +294,8 @@ def test_logout_ends_the_session_here_and_at_the_provider(console: Console, issu
         assert out.status_code == 303
         assert out.headers["location"].startswith(issuer + "/session/end?")
         assert "id_token_hint=" in out.headers["location"]
+        # Chromium applies form-action to the redirect: the provider's origin is allowed.
+        assert f"form-action 'self' {issuer};" in out.headers["content-security-policy"]
         # The console session is revoked at once.
         assert browser.get(console.url + "/candidatures").status_code == 303
         # The provider asks to confirm, then sends the browser back to the console.
