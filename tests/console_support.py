@@ -77,10 +77,15 @@ def csrf_of(html: str) -> str:
 
 
 @contextmanager
-def serve_console(engine: Engine, auth_clock: Clock | None = None) -> Iterator[Console]:
+def serve_console(
+    engine: Engine,
+    auth_clock: Clock | None = None,
+    port: int | None = None,
+    **settings_extra: Any,
+) -> Iterator[Console]:
     handler = RecordingHandler()
-    port = free_port()
-    controller = start_sink("127.0.0.1", port, handler)
+    sink_port = free_port()
+    controller = start_sink("127.0.0.1", sink_port, handler)
     try:
         now = datetime.now(UTC)
         users = {
@@ -89,9 +94,11 @@ def serve_console(engine: Engine, auth_clock: Clock | None = None) -> Iterator[C
             )
             for name, spec in ACCOUNTS.items()
         }
-        settings = Settings(db_url=str(engine.db.url), smtp_host="127.0.0.1", smtp_port=port)
+        settings = Settings(
+            db_url=str(engine.db.url), smtp_host="127.0.0.1", smtp_port=sink_port, **settings_extra
+        )
         app = create_app(engine, settings=settings, auth_clock=auth_clock or SystemClock())
-        with ThreadServer(app) as server:
+        with ThreadServer(app, port) as server:
             yield Console(server.url, engine, handler, users)
     finally:
         controller.stop()

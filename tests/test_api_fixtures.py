@@ -43,8 +43,8 @@ def free_port() -> int:
 
 
 class ThreadServer:
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

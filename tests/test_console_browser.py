@@ -295,3 +295,66 @@ def test_error_pages_are_french_and_accessible(browser: Any, console: Console) -
     check(page, "erreur-404")
     page.goto("/connexion")
     person.close()
+
+
+def test_exports_and_the_case_pdf_download_in_the_browser(browser: Any, console: Console) -> None:
+    """Issue 16: an export downloaded and parsed (CSV and XLSX), the PDF and its text."""
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    from conftest import candidacy, drive_to_regional_review
+
+    engine = console.engine
+    case_id = drive_to_regional_review(engine, candidacy(territory_name="Vallée de l'Arve"))
+    drive_to_regional_review(engine, candidacy(territory_name="Autre vallée"))
+    person = Person(browser, console, "committee")
+    page = person.page
+    page.goto("/candidatures?q=Arve")
+    check(page, "liste-exports")
+    page.locator("details.tiw-exports summary").click()
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Dossiers — CSV point-virgule").click()
+    text = Path(got.value.path()).read_bytes().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert [(r["N°"], r["Territoire"]) for r in rows] == [(str(case_id), "Vallée de l'Arve")]
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Avis régionaux — tableur (XLSX)").click()
+    sheet = load_workbook(io.BytesIO(Path(got.value.path()).read_bytes())).active
+    assert sheet is not None
+    values = [tuple(r) for r in sheet.iter_rows(values_only=True)]
+    assert values[0][:5] == ("N° du dossier", "Territoire", "État du dossier", "Région", "Instance")
+    assert {v[5] for v in values[1:]} == {"En attente"} and len(values) == 3
+    page.goto(f"/candidatures/{case_id}")
+    check(page, "dossier-avec-pdf")
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Télécharger le dossier complet (PDF)").click()
+    pdf = PdfReader(got.value.path())
+    printed = " ".join(" ".join(p.extract_text() for p in pdf.pages).replace("\u00a0", " ").split())
+    assert f"Candidature n° {case_id} : Vallée de l'Arve" in printed
+    assert "La chaîne d'empreintes de ce dossier est vérifiée." in printed
+    person.close()
+
+
+def test_single_sign_on_pages_are_accessible(browser: Any, engine: Engine) -> None:
+    """The sign-in page with its ProConnect button, and a refusal page (no sign-in in
+    progress in this browser): French, axe-clean. The flow itself is tested against a real
+    provider in test_console_sso.py."""
+    settings = {
+        "oidc_issuer": "http://127.0.0.1:9",
+        "oidc_client_id": "console",
+        "oidc_client_secret": "secret",
+    }
+    with serve_console(engine, **settings) as served:
+        person = Person(browser, served)
+        page = person.page
+        page.goto("/connexion")
+        assert page.get_by_role("link", name="S'identifier avec ProConnect").is_visible()
+        check(page, "connexion-proconnect")
+        answer = page.goto("/connexion/oidc/retour?code=x&state=y")
+        assert answer is not None and answer.status == 400
+        assert "Connexion refusée" in page.content()
+        check(page, "proconnect-refus")
+        person.close()

@@ -54,6 +54,17 @@ class Settings:
     """The procedure's field mapping (YAML); default: ``<workflows_dir>/ds/ti-2023-2027.yaml``."""
     files_dir: Path | None = None
     """Uploaded documents (``TI_WORKFLOW_FILES_DIR``); default: :func:`default_files_dir`."""
+    # Agents' single sign-on (OpenID Connect, e.g. ProConnect): on when all three are set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid email given_name usual_name"
+    oidc_name: str = "ProConnect"
+    """The provider's name on the sign-in button and pages."""
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @property
     def campaigns_dir(self) -> Path:
@@ -106,7 +117,13 @@ class Settings:
             files_dir=Path(env["TI_WORKFLOW_FILES_DIR"])
             if env.get("TI_WORKFLOW_FILES_DIR")
             else None,
+            oidc_issuer=_issuer(env.get("TI_WORKFLOW_OIDC_ISSUER") or None),
+            oidc_client_id=env.get("TI_WORKFLOW_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=env.get("TI_WORKFLOW_OIDC_CLIENT_SECRET") or None,
+            oidc_scopes=env.get("TI_WORKFLOW_OIDC_SCOPES") or cls.oidc_scopes,
+            oidc_name=env.get("TI_WORKFLOW_OIDC_NAME") or cls.oidc_name,
         )
+        _oidc_complete(settings)
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
 
@@ -163,6 +180,42 @@ def _mail_from(value: str) -> str:
             ],
         )
     return value
+
+
+def _issuer(value: str | None) -> str | None:
+    """An issuer is an https URL (http only on the loopback, for tests and local providers)."""
+    if value is None:
+        return None
+    local = value.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if not (value.startswith("https://") or local) or any(c in value for c in " \r\n\0?#"):
+        raise InvalidData(
+            "settings",
+            [
+                FieldError(
+                    "TI_WORKFLOW_OIDC_ISSUER",
+                    f"{value!r} is not an issuer URL (https://…, no query; http only on "
+                    "127.0.0.1 or localhost)",
+                )
+            ],
+        )
+    return value.rstrip("/")
+
+
+def _oidc_complete(settings: Settings) -> None:
+    names = {
+        "TI_WORKFLOW_OIDC_ISSUER": settings.oidc_issuer,
+        "TI_WORKFLOW_OIDC_CLIENT_ID": settings.oidc_client_id,
+        "TI_WORKFLOW_OIDC_CLIENT_SECRET": settings.oidc_client_secret,
+    }
+    missing = [name for name, value in names.items() if not value]
+    if 0 < len(missing) < len(names):
+        raise InvalidData(
+            "settings",
+            [
+                FieldError(name, "must be set with the other TI_WORKFLOW_OIDC_* settings")
+                for name in missing
+            ],
+        )
 
 
 def _choice(env: os._Environ[str], name: str, default: str, allowed: tuple[str, ...]) -> str:

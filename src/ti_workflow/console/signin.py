@@ -218,6 +218,10 @@ async def logout(request: Request) -> Response:
             auth.revoke_session(conn, session.id, instant)
 
     await write(request, revoke)
-    response = redirect("/connexion?sortie=1")
+    from ti_workflow.console.sso import ID_COOKIE, logout_target  # sso imports this module
+
+    target = await run_in_threadpool(logout_target, request)
+    response = redirect(target or "/connexion?sortie=1")
     response.delete_cookie(auth.COOKIE, path="/")
+    response.delete_cookie(ID_COOKIE, path="/deconnexion")
     return response

@@ -174,8 +174,12 @@ def redirect(url: str) -> RedirectResponse:
 class SecurityHeaders:
     """CSP without inline code, no framing, no caching of pages with personal data."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], form_action: str | None = None) -> None:
         self.app = app
+        self.csp = CSP
+        if form_action:  # the single sign-on provider's origin (logout goes there)
+            origin = "/".join(form_action.split("/", 3)[:3])
+            self.csp = CSP.replace("form-action 'self'", f"form-action 'self' {origin}")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not is_console(scope["path"]):
@@ -204,7 +208,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"cache-control"]
                 headers += [
-                    (b"content-security-policy", CSP.encode()),
+                    (b"content-security-policy", self.csp.encode()),
                     (b"x-frame-options", b"DENY"),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
