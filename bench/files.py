@@ -77,6 +77,7 @@ def bench_verify(tmp: Path, cases: int) -> None:
         data = candidacy(letters_of_intent=[letter(ref.as_ref())])
         case = engine.create_case("candidacy", "ti-2023-2027", data, CANDIDATE)
         engine.update_data(case.id, data, CANDIDATE)
+
     def run(files: FileStore | None) -> None:
         report = verify_range(engine.db, engine.catalog, None, None, None, False, None, files)
         assert report.ok, report.findings[:3]

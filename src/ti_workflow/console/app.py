@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ti_workflow.console import pages, signin
+from ti_workflow.console import dashboard, maps, pages, signin
 from ti_workflow.console.web import HERE, STATIC_PREFIX, SecurityHeaders, install_error_pages
 from ti_workflow.settings import Settings
 
@@ -18,6 +18,8 @@ def install(app: FastAPI, settings: Settings | None = None) -> None:
     app.state.console_settings = settings or Settings.from_env()
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(dashboard.router)
+    app.include_router(maps.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="statique")
     app.add_middleware(SecurityHeaders)
     install_error_pages(app)
