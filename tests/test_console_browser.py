@@ -21,7 +21,7 @@ from typing import Any
 import axe_playwright_python
 import pytest
 
-from conftest import paris
+from conftest import drive_to_regional_review, paris
 from console_support import CANDIDATE_EMAIL, EPCI_27, EPCI_84, Console, serve_console
 from files_support import minimal_pdf
 from ti_workflow.clock import SimulatedClock
@@ -294,4 +294,56 @@ def test_error_pages_are_french_and_accessible(browser: Any, console: Console) -
     assert "Page introuvable" in page.content()
     check(page, "erreur-404")
     page.goto("/connexion")
+    person.close()
+
+
+def test_the_dashboard_and_the_map_in_a_browser(browser: Any, console: Console) -> None:
+    """The committee's dashboard (charts with their tables, axe) and the map: every
+    territory of the November 2023 list drawn as an SVG path, a click opens it."""
+    from territories_helpers import import_shipped
+
+    engine = console.engine
+    import_shipped(engine)
+    drive_to_regional_review(engine)  # the Arve filed again (FAQ 1.2, line 72)
+    person = Person(browser, console, "committee")
+    page = person.page
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if m.type == "error" else None)
+    page.goto("/pilotage")
+    assert page.locator("svg[role=img] > title").count() == 2
+    assert page.locator("#tableau-regions tbody tr").count() == 1
+    assert "1 des 149 territoires" in page.locator("#phase-1-resume").inner_text()
+    check(page, "tableau-de-bord")
+
+    page.goto("/carte?date=2023-12-01")
+    page.wait_for_selector("#carte[data-drawn]")
+    assert page.locator("#carte path.tiw-territoire").count() == 183
+    assert page.locator("#carte path.tiw-region").count() == 18
+    check(page, "carte")
+    page.select_option("#couleur", "state")
+    assert page.locator("[data-legend=state]").is_visible()
+    # A real click inside the Vallée de l'Arve (ti-8422): a point of the map where that
+    # territory's path is the topmost element.
+    page.locator("#carte").scroll_into_view_if_needed()
+    point = page.evaluate(
+        """() => {
+          const path = document.querySelector('path[data-territoire="ti-8422"]');
+          const box = path.getBoundingClientRect();
+          for (let i = 1; i < 20; i++) for (let j = 1; j < 20; j++) {
+            const x = box.left + box.width * i / 20, y = box.top + box.height * j / 20;
+            if (document.elementFromPoint(x, y) === path) return [x, y];
+          }
+          return null;
+        }"""
+    )
+    assert point, "no visible point of the territory"
+    with page.expect_navigation():
+        page.mouse.click(point[0], point[1])
+    assert page.url.endswith("/territoires/ti-8422?date=2023-12-01")
+    assert page.locator("h1").inner_text() == "Vallée de l'Arve"
+    page.wait_for_selector("#carte[data-drawn='1']")
+    assert page.locator("#carte path.tiw-territoire").count() == 1
+    assert page.locator("#membres + .fr-table tbody tr, #membres ~ div tbody tr").count() >= 2
+    check(page, "territoire")
+    assert not [m for m in refused if "Content Security Policy" in m], refused
     person.close()

@@ -95,7 +95,7 @@ def map_data(engine: Engine, day: date, tid: str | None = None) -> dict[str, Any
         props = {
             "id": t.id,
             "name": t.name,
-            "url": f"/territoires/{t.id}",
+            "url": f"/territoires/{t.id}?date={day.isoformat()}",
             "region": ref.region_name(t.lead_region) if t.lead_region else "",
             "regionColour": colours.get(t.lead_region or "", "#3a3a3a"),
             "state": STATES[state][0],
