@@ -10,12 +10,14 @@ their numbers in a table beside them.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Connection
 
 from ti_workflow.clock import PARIS
 from ti_workflow.console import fr
@@ -63,6 +65,22 @@ def timer_label(name: str) -> str:
     base, _, occurrence = name.partition(".")
     label = TIMERS_FR.get(base, "Échéance programmée")
     return f"{label} ({occurrence})" if occurrence else label
+
+
+_PERIMETERS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[int, list[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def filed_perimeters(engine: Engine, conn: Connection, ids: set[int]) -> dict[int, list[str]]:
+    """The perimeters of the filed cases, read again only for the cases whose version
+    changed since the last dashboard (a perimeter is a large JSON document to decode)."""
+    cache = _PERIMETERS.setdefault(engine, {})
+    now = stats.versions(conn, ids)
+    stale = [i for i, v in now.items() if cache.get(i, (None,))[0] != v]
+    for case_id, members in stats.perimeters(conn, stale).items():
+        cache[case_id] = (now[case_id], members)
+    return {i: cache[i][1] for i in now if i in cache}
 
 
 def steering_actor(request: Request) -> tuple[Any, Actor]:
@@ -200,7 +218,7 @@ def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dic
         per_campaign = stats.by_campaign_and_state(conn, WORKFLOW, region)
         submits = stats.trigger_instants(conn, WORKFLOW, "submit", region, campaign.id)
         waiting = stats.in_states(conn, WORKFLOW, ("regional_review", "national_review"), region)
-        filed = stats.perimeters(conn, {case_id for case_id, _ in submits})
+        filed = filed_perimeters(engine, conn, {case_id for case_id, _ in submits})
         scoped_ids = stats.case_ids(conn, WORKFLOW, region) if region else None
         timers = late_or_escalated(conn, now, scoped_ids)
 
@@ -230,7 +248,7 @@ def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dic
     missing: dict[tuple[str, str], dict[str, Any]] = {}
     pending = []
     for case in waiting:
-        opinions = case["facts"].get("opinions") or {}
+        opinions = case["opinions"]
         if case["state"] == "regional_review":
             due = next(
                 (

@@ -84,14 +84,14 @@ def in_states(
     conn: Connection, workflow: str, states: Iterable[str], region: str | None = None
 ) -> list[dict[str, Any]]:
     """The cases in these states, without their form: id, title, campaign, state, regions
-    and facts (the opinions given)."""
+    and the opinions given (``{region: {body: {...}}}``)."""
     query = select(
         cases.c.id,
         cases.c.title,
         cases.c.campaign_id,
         cases.c.state,
         cases.c.regions,
-        cases.c.facts,
+        cases.c.facts["opinions"].label("opinions"),  # not the whole facts document
         cases.c.updated_at,
     ).where(cases.c.state.in_(list(states)))
     query = _scoped(query, workflow, region).order_by(cases.c.id)
@@ -102,11 +102,22 @@ def in_states(
             "campaign": r.campaign_id,
             "state": r.state,
             "regions": list(r.regions or []),
-            "facts": r.facts or {},
+            "opinions": r.opinions or {},
             "updated_at": utc(r.updated_at),
         }
         for r in conn.execute(query).all()
     ]
+
+
+def versions(conn: Connection, case_ids: Iterable[int]) -> dict[int, int]:
+    """Each case's version (it grows with every event): what a cache keys on."""
+    ids = sorted(set(case_ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for r in conn.execute(select(cases.c.id, cases.c.version).where(cases.c.id.in_(chunk))):
+            found[int(r.id)] = int(r.version)
+    return found
 
 
 def perimeters(conn: Connection, case_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -115,9 +126,9 @@ def perimeters(conn: Connection, case_ids: Iterable[int]) -> dict[int, list[str]
     found: dict[int, list[str]] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for r in conn.execute(select(cases.c.id, cases.c.data).where(cases.c.id.in_(chunk))):
-            members = ((r.data or {}).get("perimeter") or {}).get("members") or []
-            found[int(r.id)] = [str(m) for m in members]
+        members = cases.c.data["perimeter"]["members"].label("members")
+        for r in conn.execute(select(cases.c.id, members).where(cases.c.id.in_(chunk))):
+            found[int(r.id)] = [str(m) for m in r.members or []]
     return found
 
 
