@@ -7,7 +7,8 @@ three fifths go to the regional review, with one, all or no opinions (national s
 when all are in). Then each case's history is padded with saves of its form until the
 events total ``--events``: those rows are copies of the case's creation event written
 straight into the events table (not hash-chained: the dashboard reads neither payloads
-nor hashes, and 100,000 events through the engine would take many minutes here). The dashboard (``/pilotage``) is then requested through Starlette's TestClient by a
+nor hashes, and 100,000 events through the engine would take many minutes here).
+The dashboard (``/pilotage``) is then requested through Starlette's TestClient by a
 signed-in national committee session (the whole request: session, reads, charts,
 template) and by a regional body.
 
