@@ -67,20 +67,22 @@ def timer_label(name: str) -> str:
     return f"{label} ({occurrence})" if occurrence else label
 
 
-_PERIMETERS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[int, list[str]]]] = (
+_SUMMARIES: weakref.WeakKeyDictionary[Engine, dict[int, dict[str, Any]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def filed_perimeters(engine: Engine, conn: Connection, ids: set[int]) -> dict[int, list[str]]:
-    """The perimeters of the filed cases, read again only for the cases whose version
-    changed since the last dashboard (a perimeter is a large JSON document to decode)."""
-    cache = _PERIMETERS.setdefault(engine, {})
-    now = stats.versions(conn, ids)
-    stale = [i for i, v in now.items() if cache.get(i, (None,))[0] != v]
-    for case_id, members in stats.perimeters(conn, stale).items():
-        cache[case_id] = (now[case_id], members)
-    return {i: cache[i][1] for i in now if i in cache}
+def case_summaries(
+    engine: Engine, conn: Connection, region: str | None
+) -> dict[int, dict[str, Any]]:
+    """The cases in scope, summarised (``stats.summaries``), read again only for the cases
+    whose version changed since the last dashboard: opinions and perimeters are JSON
+    documents, decoding 2,000 of them on every request would cost most of the page."""
+    cache = _SUMMARIES.setdefault(engine, {})
+    current = stats.versions(conn, WORKFLOW, region)
+    stale = [i for i, v in current.items() if cache.get(i, {}).get("version") != v]
+    cache.update(stats.summaries(conn, stale))
+    return {i: cache[i] for i in current if i in cache}
 
 
 def steering_actor(request: Request) -> tuple[Any, Actor]:
@@ -123,7 +125,7 @@ def region_chart(
             if not n:
                 continue
             w = bar_w * n / top
-            bars.append(Bar(x, y, w, row_h - 6, colours[state], f"{row['name']} : {n} {name}"))
+            bars.append(Bar(x, y, w, row_h - 6, colours[state], f"{row['name']}\u00a0: {n} {name}"))
             x += w
         labels.append({"x": label_w - 6, "y": y + row_h - 10, "text": row["name"]})
         labels.append({"x": x + 4, "y": y + row_h - 10, "text": fr.number(row["total"])})
@@ -148,7 +150,7 @@ def filings_chart(days: list[dict[str, Any]], closes_index: int | None) -> dict[
             max(step - 1, 1),
             height * d["count"] / top,
             "#0063cb",
-            f"{d['label']} : {d['count']}",
+            f"{d['label']}\u00a0: {d['count']}",
         )
         for i, d in enumerate(days)
         if d["count"]
@@ -217,10 +219,13 @@ def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dic
         grid = stats.by_state_and_region(conn, WORKFLOW, region)
         per_campaign = stats.by_campaign_and_state(conn, WORKFLOW, region)
         submits = stats.trigger_instants(conn, WORKFLOW, "submit", region, campaign.id)
-        waiting = stats.in_states(conn, WORKFLOW, ("regional_review", "national_review"), region)
-        filed = filed_perimeters(engine, conn, {case_id for case_id, _ in submits})
-        scoped_ids = stats.case_ids(conn, WORKFLOW, region) if region else None
-        timers = late_or_escalated(conn, now, scoped_ids)
+        summaries = case_summaries(engine, conn, region)
+        timers = late_or_escalated(conn, now, list(summaries) if region else None)
+    waiting = [
+        c for c in summaries.values() if c["state"] in ("regional_review", "national_review")
+    ]
+    waiting.sort(key=lambda c: c["id"])
+    filed = {i: summaries[i]["members"] for i, _ in submits if i in summaries}
 
     region_codes = sorted({r for r, _ in grid}, key=lambda c: ref.region_name(c))
     region_rows: list[dict[str, Any]] = []

@@ -198,7 +198,7 @@ def territory_page(request: Request, tid: str, jour: DateParam = "") -> HTMLResp
             {
                 "from": p["valid_from"],
                 "to": p["valid_to"],
-                "what": "Nom : " + p["name"],
+                "what": "Nom\u00a0: " + p["name"],
                 "case_id": p.get("case_id"),
             }
             for p in history["names"]
@@ -207,7 +207,7 @@ def territory_page(request: Request, tid: str, jour: DateParam = "") -> HTMLResp
             {
                 "from": p["valid_from"],
                 "to": p["valid_to"],
-                "what": "Membre : "
+                "what": "Membre\u00a0: "
                 + (names[p["siren"]].name if names[p["siren"]] else p["siren"])  # type: ignore[union-attr]
                 + f" (SIREN {p['siren']})",
                 "case_id": p.get("case_id"),
@@ -218,7 +218,7 @@ def territory_page(request: Request, tid: str, jour: DateParam = "") -> HTMLResp
             {
                 "from": p["valid_from"],
                 "to": p["valid_to"],
-                "what": f"Gouvernance : {len(p['members'] or [])} membres",
+                "what": f"Gouvernance\u00a0: {len(p['members'] or [])} membres",
                 "case_id": p.get("case_id"),
             }
             for p in history["governance"]

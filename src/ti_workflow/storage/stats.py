@@ -75,60 +75,43 @@ def trigger_instants(
     return [(int(c), utc(at)) for c, at in conn.execute(query).all()]
 
 
-def case_ids(conn: Connection, workflow: str, region: str | None = None) -> list[int]:
-    query = _scoped(select(cases.c.id), workflow, region)
-    return [int(r[0]) for r in conn.execute(query)]
+def versions(conn: Connection, workflow: str, region: str | None = None) -> dict[int, int]:
+    """Each case's version in scope (it grows with every event): what a cache keys on."""
+    query = _scoped(select(cases.c.id, cases.c.version), workflow, region)
+    return {int(r.id): int(r.version) for r in conn.execute(query)}
 
 
-def in_states(
-    conn: Connection, workflow: str, states: Iterable[str], region: str | None = None
-) -> list[dict[str, Any]]:
-    """The cases in these states, without their form: id, title, campaign, state, regions
-    and the opinions given (``{region: {body: {...}}}``)."""
+def summaries(conn: Connection, case_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Per case, what steering reads, without the form: title, campaign, state, version,
+    regions, the opinions given (``{region: {body: {...}}}``), the perimeter's member
+    SIRENs and the last change."""
+    ids = sorted(set(case_ids))
+    found: dict[int, dict[str, Any]] = {}
     query = select(
         cases.c.id,
         cases.c.title,
         cases.c.campaign_id,
         cases.c.state,
+        cases.c.version,
         cases.c.regions,
         cases.c.facts["opinions"].label("opinions"),  # not the whole facts document
+        cases.c.data["perimeter"]["members"].label("members"),  # nor the whole form
         cases.c.updated_at,
-    ).where(cases.c.state.in_(list(states)))
-    query = _scoped(query, workflow, region).order_by(cases.c.id)
-    return [
-        {
-            "id": r.id,
-            "title": r.title,
-            "campaign": r.campaign_id,
-            "state": r.state,
-            "regions": list(r.regions or []),
-            "opinions": r.opinions or {},
-            "updated_at": utc(r.updated_at),
-        }
-        for r in conn.execute(query).all()
-    ]
-
-
-def versions(conn: Connection, case_ids: Iterable[int]) -> dict[int, int]:
-    """Each case's version (it grows with every event): what a cache keys on."""
-    ids = sorted(set(case_ids))
-    found: dict[int, int] = {}
+    )
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        for r in conn.execute(select(cases.c.id, cases.c.version).where(cases.c.id.in_(chunk))):
-            found[int(r.id)] = int(r.version)
-    return found
-
-
-def perimeters(conn: Connection, case_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The member SIRENs of each case's perimeter (its current form)."""
-    ids = sorted(set(case_ids))
-    found: dict[int, list[str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        members = cases.c.data["perimeter"]["members"].label("members")
-        for r in conn.execute(select(cases.c.id, members).where(cases.c.id.in_(chunk))):
-            found[int(r.id)] = [str(m) for m in r.members or []]
+        for r in conn.execute(query.where(cases.c.id.in_(chunk))):
+            found[int(r.id)] = {
+                "id": int(r.id),
+                "title": r.title,
+                "campaign": r.campaign_id,
+                "state": r.state,
+                "version": int(r.version),
+                "regions": list(r.regions or []),
+                "opinions": r.opinions or {},
+                "members": [str(m) for m in r.members or []],
+                "updated_at": utc(r.updated_at),
+            }
     return found
 
 

@@ -80,7 +80,7 @@ def why_not_drawn(tid: str, sirens: list[str]) -> str | None:
     if tid not in outlines_2023() or known is None:
         return "territoire sans contour connu (labellisé après la liste de novembre 2023)"
     if frozenset(sirens) != known:
-        return "périmètre modifié depuis novembre 2023 : contour inconnu"
+        return "périmètre modifié depuis novembre 2023\u00a0: contour inconnu"
     return None
 
 
