@@ -74,11 +74,10 @@ def candidacy(name: str, email: str, members: list[str]) -> dict[str, Any]:
 def seed(engine: Any, clock: SimulatedClock, cases: int, events: int) -> tuple[int, int]:
     """Returns (events written, cases refused at submission)."""
     perimeters = [sorted(m) for _, m in sorted(members_2023().items())]
-    per_case = max(events // cases, 8)
     step = timedelta(days=85) / cases
     written = refused = 0
     ids: list[tuple[int, int, Actor]] = []
-    padding: list[tuple[int, int]] = []
+    padding: list[int] = []
     for i in range(cases):
         clock.advance(step)
         members = perimeters[i % len(perimeters)]
@@ -86,9 +85,7 @@ def seed(engine: Any, clock: SimulatedClock, cases: int, events: int) -> tuple[i
         data = candidacy(f"Territoire {i:04d}", owner.email or "", members)
         case = engine.create_case("candidacy", CAMPAIGN, data, owner)
         kind = i % 5
-        later = {0: 0, 1: 1, 2: 2, 3: 4, 4: 2}[kind]  # events after the saves
-        saves = max(per_case - 1 - later - (kind != 0), 0)
-        padding.append((case.id, saves))
+        padding.append(case.id)
         written += 1
         if kind:
             try:
@@ -117,7 +114,10 @@ def seed(engine: Any, clock: SimulatedClock, cases: int, events: int) -> tuple[i
                 )
                 given += 1
                 written += 1
-    return written + pad(engine, padding), refused
+    left = max(events - written, 0)  # the saves that bring the total to ``events``
+    share, extra = divmod(left, len(padding))
+    plan = [(case_id, share + (n < extra)) for n, case_id in enumerate(padding)]
+    return written + pad(engine, plan), refused
 
 
 def pad(engine: Any, padding: list[tuple[int, int]]) -> int:

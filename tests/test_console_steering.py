@@ -151,6 +151,19 @@ def test_a_region_sees_its_own_and_a_candidate_nothing(console: Console) -> None
         ["Bourgogne-Franche-Comté", "Services de l'État en région (SGAR)", "1"],
     ]
     assert "Aucune décision en attente" in text(body)
+    # The figures follow the next event (the dashboard reuses them only while no case in
+    # scope changed): the SGAR of 27 gives its opinion, its row goes.
+    engine.fire(
+        3,
+        "give_opinion",
+        Actor("state_services", region="27"),
+        {"opinion": "favourable", "reasons": "vu"},
+    )
+    with console.client("council_27") as client:
+        again = client.get("/pilotage").text
+    assert [m[:3] for m in table(again, "tableau-avis")[1:]] == [
+        ["Bourgogne-Franche-Comté", "Conseil régional", "1"]
+    ]
     phase1 = dict(table(body, "tableau-phase-1")[1:])
     assert phase1["Haut-Jura"] == "n° 3" and "Vallée de l'Arve" not in phase1
     assert f"1 des {len(phase1)} territoires de la phase 1 de la région" in text(body)

@@ -72,14 +72,18 @@ _SUMMARIES: weakref.WeakKeyDictionary[Engine, dict[int, dict[str, Any]]] = (
 )
 
 
+_RESULTS: weakref.WeakKeyDictionary[
+    Engine, dict[tuple[str | None, str], tuple[tuple[tuple[int, int], ...], dict[str, Any]]]
+] = weakref.WeakKeyDictionary()
+
+
 def case_summaries(
-    engine: Engine, conn: Connection, region: str | None
+    engine: Engine, conn: Connection, current: dict[int, int]
 ) -> dict[int, dict[str, Any]]:
     """The cases in scope, summarised (``stats.summaries``), read again only for the cases
     whose version changed since the last dashboard: opinions and perimeters are JSON
     documents, decoding 2,000 of them on every request would cost most of the page."""
     cache = _SUMMARIES.setdefault(engine, {})
-    current = stats.versions(conn, WORKFLOW, region)
     stale = [i for i, v in current.items() if cache.get(i, {}).get("version") != v]
     cache.update(stats.summaries(conn, stale))
     return {i: cache[i] for i in current if i in cache}
@@ -203,24 +207,63 @@ def _window_days(campaign: Any, instants: list[datetime]) -> tuple[list[dict[str
 
 
 def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dict[str, Any]:
-    """Everything the dashboard shows, in the actor's scope (plain data: tested directly)."""
+    """Everything the dashboard shows, in the actor's scope (plain data: tested directly).
+
+    The case figures are computed again only when a case in scope changed (every event
+    raises its case's version; a new case adds one): otherwise the last ones are reused.
+    Timers are read on every call (they are late by the clock, not by an event)."""
     region = scope_of(actor)
+    campaigns = sorted(engine.catalog.campaigns.values(), key=lambda c: c.opens_on)
+    now = engine.clock.now()
+    campaign = (
+        next((c for c in campaigns if c.id == campaign_id), None)
+        or ([c for c in campaigns if c.opens_on <= now.date()] or campaigns)[-1]
+    )
+    results = _RESULTS.setdefault(engine, {})
+    with read(engine.db) as conn:
+        current = stats.versions(conn, WORKFLOW, region)
+        key = tuple(sorted(current.items()))
+        hit = results.get((region, campaign.id))
+        if hit is not None and hit[0] == key:
+            figures = hit[1]
+        else:
+            figures = _case_figures(engine, conn, region, campaign, campaigns, current)
+            results[(region, campaign.id)] = (key, figures)
+        timers = late_or_escalated(conn, now, list(current) if region else None)
+    timer_rows = [
+        {
+            "name": timer_label(t["name"]),
+            "case_id": t["case_id"],
+            "due": t["due_at"],
+            "status": TIMER_STATUS_FR.get(t["status"], "En retard"),
+            "escalated": t["status"] == "escalated",
+        }
+        for t in timers
+    ]
+    return {
+        **figures,
+        "now": now,
+        "timers": timer_rows,
+        "escalated": sum(1 for t in timer_rows if t["escalated"]),
+    }
+
+
+def _case_figures(
+    engine: Engine,
+    conn: Connection,
+    region: str | None,
+    campaign: Any,
+    campaigns: list[Any],
+    current: dict[int, int],
+) -> dict[str, Any]:
     definition = engine.catalog.current_definition(WORKFLOW)
     states = [(s.name, s.label_fr or s.name) for s in definition.states]
     colours = {s: PALETTE[i % len(PALETTE)] for i, (s, _) in enumerate(states)}
     ref = engine.catalog.reference
-    campaigns = sorted(engine.catalog.campaigns.values(), key=lambda c: c.opens_on)
-    campaign = (
-        next((c for c in campaigns if c.id == campaign_id), None)
-        or ([c for c in campaigns if c.opens_on <= engine.clock.now().date()] or campaigns)[-1]
-    )
-    now = engine.clock.now()
-    with read(engine.db) as conn:
-        grid = stats.by_state_and_region(conn, WORKFLOW, region)
-        per_campaign = stats.by_campaign_and_state(conn, WORKFLOW, region)
-        submits = stats.trigger_instants(conn, WORKFLOW, "submit", region, campaign.id)
-        summaries = case_summaries(engine, conn, region)
-        timers = late_or_escalated(conn, now, list(summaries) if region else None)
+    grid = stats.by_state_and_region(conn, WORKFLOW, region)
+    per_campaign = stats.by_campaign_and_state(conn, WORKFLOW, region)
+    submits = stats.trigger_instants(conn, WORKFLOW, "submit", region, campaign.id)
+    summaries = case_summaries(engine, conn, current)
     waiting = [
         c for c in summaries.values() if c["state"] in ("regional_review", "national_review")
     ]
@@ -299,19 +342,8 @@ def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dic
                 }
             )
     missing_rows = sorted(missing.values(), key=lambda r: (r["region"], r["body"]))
-    timer_rows = [
-        {
-            "name": timer_label(t["name"]),
-            "case_id": t["case_id"],
-            "due": t["due_at"],
-            "status": TIMER_STATUS_FR.get(t["status"], "En retard"),
-            "escalated": t["status"] == "escalated",
-        }
-        for t in timers
-    ]
     phase1 = refiled(filed, region)
     return {
-        "now": now,
         "region": ref.region_name(region) if region else None,
         "campaign": campaign,
         "campaigns": {c.id: c.name for c in campaigns},
@@ -326,8 +358,6 @@ def numbers(engine: Engine, actor: Actor, campaign_id: str | None = None) -> dic
         "closes_at": campaign.closes_at,
         "missing": missing_rows,
         "missing_total": sum(r["count"] for r in missing_rows),
-        "timers": timer_rows,
-        "escalated": sum(1 for t in timer_rows if t["escalated"]),
         "pending": pending,
         "phase1": phase1,
         "phase1_total": len(phase1),
