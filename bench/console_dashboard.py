@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from ti_workflow.bootstrap import initialise, open_engine
 from ti_workflow.clock import PARIS, SimulatedClock
@@ -43,7 +43,7 @@ from ti_workflow.http import accounts
 from ti_workflow.http.app import create_app
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import transaction
-from ti_workflow.storage.tables import EventRow
+from ti_workflow.storage.tables import CaseRow, EventRow
 from ti_workflow.territories.geo import members_2023
 
 COMMITTEE = Actor("national_committee")
@@ -126,6 +126,7 @@ def seed(engine: Any, clock: SimulatedClock, cases: int, events: int) -> tuple[i
 def pad(engine: Any, padding: list[tuple[int, int]]) -> int:
     """Copies of each case's creation event as saves, after its last event."""
     events = EventRow.__table__  # type: ignore[attr-defined]
+    cases = CaseRow.__table__  # type: ignore[attr-defined]
     total = 0
     with engine.db.begin() as conn:
         for case_id, saves in padding:
@@ -140,6 +141,11 @@ def pad(engine: Any, padding: list[tuple[int, int]]) -> int:
             ]
             if copies:
                 conn.execute(insert(events), copies)
+                conn.execute(  # the engine appends after the last event
+                    update(cases)
+                    .where(cases.c.id == case_id)
+                    .values(last_seq=last.seq + saves, version=cases.c.version + saves)
+                )
             total += len(copies)
     return total
 
