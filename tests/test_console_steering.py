@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,7 @@ from territories_helpers import (
     import_shipped,
 )
 from ti_workflow.clock import SimulatedClock
+from ti_workflow.console.dashboard import numbers
 from ti_workflow.domain.actors import Actor
 from ti_workflow.engine import Engine
 from ti_workflow.http import accounts
@@ -237,3 +239,23 @@ def test_the_map_draws_known_outlines_and_lists_the_others(console: Console) -> 
     added = [r for r in table(territory.text, "historique")[1:] if TARENTAISE in r[0]]
     assert added == [[added[0][0], "1er juin 2024", "en vigueur", f"n° {case_id}"]]
     assert unknown.status_code == 404
+
+
+def test_the_figures_on_both_databases(make_engine: Any, db_url: str) -> None:
+    """The storage reads behind the dashboard (JSON paths, grouped counts, the events
+    index) on SQLite and PostgreSQL alike. FAQ 1.3: both bodies of each region."""
+    engine = make_engine(db_url)
+    case_id = drive_to_regional_review(engine)
+    engine.fire(
+        case_id,
+        "give_opinion",
+        Actor("regional_council", region="84"),
+        {"opinion": "favourable", "reasons": "vu"},
+    )
+    got = numbers(engine, COMMITTEE)
+    assert [(r["name"], r["total"]) for r in got["region_rows"]] == [("Auvergne-Rhône-Alpes", 1)]
+    assert [(m["body"], m["count"], m["cases"]) for m in got["missing"]] == [
+        ("Services de l'État en région (SGAR)", 1, [case_id])
+    ]
+    assert got["phase1_refiled"] == 1 and got["filed_in_window"] == 1
+    assert [p.territory.name for p in got["phase1"] if p.cases] == ["Vallée de l'Arve"]
