@@ -50,7 +50,7 @@
         }).addTo(map);
         restyle();
         if (el.getAttribute("data-zoom") === "territoire" && data.territories.features.length) {
-          map.fitBounds(territories.getBounds(), { padding: [20, 20] });
+          map.fitBounds(territories.getBounds(), { padding: [20, 20], maxZoom: 9 });
         } else {
           map.fitBounds([[41.3, -5.2], [51.1, 9.6]]);
         }
