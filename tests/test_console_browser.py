@@ -21,7 +21,7 @@ from typing import Any
 import axe_playwright_python
 import pytest
 
-from conftest import paris
+from conftest import drive_to_regional_review, paris
 from console_support import CANDIDATE_EMAIL, EPCI_27, EPCI_84, Console, serve_console
 from files_support import minimal_pdf
 from ti_workflow.clock import SimulatedClock
@@ -172,9 +172,9 @@ def test_an_interregional_candidacy_from_filing_to_label(
     assert "Communauté de communes" in page.locator("#resultats").inner_text()
     press(page, f"button.tiw-result[value='{EPCI_84}']")
     assert "CC Faucigny-Glières" in page.locator("#membres").inner_text()
-    # FAQ 2.2 and 4.5: one EPCI needs a justification, a letter of intent is missing
+    # FAQ 2.2 and 4.5: one EPCI needs a justification, the letters of intent are missing
     rules = rules_text(page)
-    assert "une seule intercommunalité" in rules and "lettre d'intention" in rules
+    assert "une seule intercommunalité" in rules and "lettres d'intention" in rules
     assert page.locator("#single_member_justification").count() == 1  # shown: needed now
     check(page, "formulaire-candidature")
 
@@ -194,12 +194,18 @@ def test_an_interregional_candidacy_from_filing_to_label(
     key_in(page, "#gov-1-name", "M. Durand")
     choose(page, "#gov-1-role", 2)
     key_in(page, "#gov-1-organisation", "Décolletage du Jura")
-    # the action plan: one action under one of the four priorities (FAQ 1.5, 3.1)
+    # the action plan: several actions, each described, under the four priorities (1.5, 3.1)
     key_in(page, "#act-0-title", "Campus des métiers de la mécanique")
     choose(page, "#act-0-priority", 3)
+    key_in(page, "#act-0-summary", "Former aux métiers du décolletage.")
+    press(page, "#enregistrer")
+    assert "au moins deux" in rules_text(page)  # FAQ 3.1: "plusieurs actions"
+    key_in(page, "#act-1-title", "Requalification de la zone des Bouchoux")
+    choose(page, "#act-1-priority", 4)
+    key_in(page, "#act-1-summary", "Remettre en service des friches industrielles.")
     press(page, "#enregistrer")
     rules = rules_text(page)
-    assert "lettre d'intention" in rules and "gouvernance" not in rules
+    assert "lettres d'intention" in rules and "au moins deux" not in rules
 
     # the letter of intent, signed, as a PDF (the file chooser is the only pointer use)
     letter = Path(console.engine.files.root).parent / "lettre.pdf"
@@ -207,6 +213,12 @@ def test_an_interregional_candidacy_from_filing_to_label(
     key_in(page, "#loi-0-signatory", "Mme Martin")
     key_in(page, "#loi-0-organisation", "CC Faucigny-Glières")
     page.set_input_files("#loi-0-fichier", str(letter))
+    press(page, "#enregistrer")
+    # FAQ 4.5: the elected member's letter is in; the industrialist's is still missing
+    assert "industriel" in rules_text(page)
+    key_in(page, "#loi-1-signatory", "M. Durand")
+    key_in(page, "#loi-1-organisation", "Décolletage du Jura")
+    page.set_input_files("#loi-1-fichier", str(letter))
     press(page, "#enregistrer")
     assert "Le dossier respecte toutes les règles du dépôt" in rules_text(page)
     assert "lettre.pdf" in page.content()
@@ -358,3 +370,55 @@ def test_single_sign_on_pages_are_accessible(browser: Any, engine: Engine) -> No
         assert "Connexion refusée" in page.content()
         check(page, "proconnect-refus")
         person.close()
+
+
+def test_the_dashboard_and_the_map_in_a_browser(browser: Any, console: Console) -> None:
+    """The committee's dashboard (charts with their tables, axe) and the map: every
+    territory of the November 2023 list drawn as an SVG path, a click opens it."""
+    from territories_helpers import import_shipped
+
+    engine = console.engine
+    import_shipped(engine)
+    drive_to_regional_review(engine)  # the Arve filed again (FAQ 1.2, line 72)
+    person = Person(browser, console, "committee")
+    page = person.page
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if m.type == "error" else None)
+    page.goto("/pilotage")
+    assert page.locator("svg[role=img] > title").count() == 2
+    assert page.locator("#tableau-regions tbody tr").count() == 1
+    assert "1 des 149 territoires" in page.locator("#phase-1-resume").inner_text()
+    check(page, "tableau-de-bord")
+
+    page.goto("/carte?date=2023-12-01")
+    page.wait_for_selector("#carte[data-drawn]")
+    assert page.locator("#carte path.tiw-territoire").count() == 183
+    assert page.locator("#carte path.tiw-region").count() == 18
+    check(page, "carte")
+    page.select_option("#couleur", "state")
+    assert page.locator("[data-legend=state]").is_visible()
+    # A real click inside the Vallée de l'Arve (ti-8422): a point of the map where that
+    # territory's path is the topmost element.
+    page.locator("#carte").scroll_into_view_if_needed()
+    point = page.evaluate(
+        """() => {
+          const path = document.querySelector('path[data-territoire="ti-8422"]');
+          const box = path.getBoundingClientRect();
+          for (let i = 1; i < 20; i++) for (let j = 1; j < 20; j++) {
+            const x = box.left + box.width * i / 20, y = box.top + box.height * j / 20;
+            if (document.elementFromPoint(x, y) === path) return [x, y];
+          }
+          return null;
+        }"""
+    )
+    assert point, "no visible point of the territory"
+    with page.expect_navigation():
+        page.mouse.click(point[0], point[1])
+    assert page.url.endswith("/territoires/ti-8422?date=2023-12-01")
+    assert page.locator("h1").inner_text() == "Vallée de l'Arve"
+    page.wait_for_selector("#carte[data-drawn='1']")
+    assert page.locator("#carte path.tiw-territoire").count() == 1
+    assert page.locator("#membres + .fr-table tbody tr, #membres ~ div tbody tr").count() >= 2
+    check(page, "territoire")
+    assert not [m for m in refused if "Content Security Policy" in m], refused
+    person.close()

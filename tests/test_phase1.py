@@ -10,13 +10,13 @@ from typer.testing import CliRunner
 from conftest import ARA_1, ARA_2, CANDIDATE, candidacy
 from ti_workflow.cli.app import app
 from ti_workflow.engine import Engine
-from ti_workflow.territories.phase1 import phase1_overlap, phase1_territories
+from ti_workflow.territories.phase1 import phase1, phase1_overlap
 
 TARENTAISE = "200023299"  # CC Coeur de Tarentaise: in no phase-1 territory
 
 
 def test_the_149_phase1_territories_are_shipped() -> None:
-    territories = phase1_territories()
+    territories = phase1()
     assert len(territories) == 149
     arve = next(t for t in territories if t.id == "ti-8414")
     assert arve.name == "Vallée de l'Arve" and arve.members == {ARA_1, ARA_2}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ti_workflow.console import case_pdf, exports, pages, signin, sso
+from ti_workflow.console import case_pdf, dashboard, exports, maps, pages, signin, sso
 from ti_workflow.console.web import HERE, STATIC_PREFIX, SecurityHeaders, install_error_pages
 from ti_workflow.settings import Settings
 
@@ -21,6 +21,8 @@ def install(app: FastAPI, settings: Settings | None = None) -> None:
     app.include_router(pages.router)
     app.include_router(exports.router)
     app.include_router(case_pdf.router)
+    app.include_router(dashboard.router)
+    app.include_router(maps.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=HERE / "static"), name="statique")
     settings = app.state.console_settings
     # A form may lead to the provider (logout at its end_session_endpoint).

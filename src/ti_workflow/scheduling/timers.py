@@ -346,3 +346,17 @@ def public(row: Row[Any]) -> dict[str, Any]:
         "fired_at": utc(m["fired_at"]).isoformat() if m["fired_at"] else None,
         "outcome": m["outcome"],
     }
+
+
+def late_or_escalated(
+    conn: Connection, now: datetime, case_ids: Iterable[int] | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Timers still open past their due instant, and timers that escalated, soonest first.
+
+    ``case_ids`` restricts them to those cases (a region's view: campaign timers left out)."""
+    late = and_(timers.c.status.in_(OPEN_STATUSES), timers.c.due_at < now)
+    q = select(timers).where(or_(late, timers.c.status == "escalated"))
+    if case_ids is not None:
+        q = q.where(timers.c.case_id.in_(list(case_ids)))
+    q = q.order_by(timers.c.due_at, timers.c.id).limit(limit)
+    return [public(r) for r in conn.execute(q).all()]
