@@ -12,17 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, or_, select, update
+from sqlalchemy import Engine, Row, select, update
 
 from ti_workflow.clock import Clock
 from ti_workflow.ds import store
 from ti_workflow.ds.client import DsClient
 from ti_workflow.ds.errors import DsQueryRefused, DsRefused, DsUnavailable
-from ti_workflow.storage.database import is_sqlite
+from ti_workflow.mail.dispatch import backoff, claim
 
-LEASE = timedelta(minutes=5)
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 12
 
 MUTATIONS = {
@@ -60,31 +57,6 @@ class PushReport:
         }
 
 
-def backoff(attempts: int) -> timedelta:
-    delay: timedelta = BACKOFF_BASE * (2 ** max(attempts - 1, 0))
-    return min(delay, BACKOFF_MAX)
-
-
-def claim(db: Engine, now: datetime, limit: int) -> list[Row[Any]]:
-    t = store.ds_outbox
-    due = or_(
-        and_(t.c.status == "pending", t.c.next_attempt_at <= now),
-        and_(t.c.status == "sending", t.c.lease_until < now),
-    )
-    q = select(t).where(due).order_by(t.c.next_attempt_at, t.c.id).limit(limit)
-    if not is_sqlite(db):
-        q = q.with_for_update(skip_locked=True)
-    with db.begin() as conn:
-        rows = list(conn.execute(q).all())
-        if rows:
-            conn.execute(
-                update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
-                .values(status="sending", lease_until=now + LEASE)
-            )
-    return rows
-
-
 class Pusher:
     def __init__(self, db: Engine, client: DsClient, instructeur_id: str, clock: Clock) -> None:
         self.db = db
@@ -94,7 +66,7 @@ class Pusher:
 
     def push_due(self, limit: int = 200) -> PushReport:
         report = PushReport()
-        rows = claim(self.db, self.clock.now(), limit)
+        rows = claim(self.db, self.clock.now(), limit, table=store.ds_outbox)
         report.claimed = len(rows)
         for index, row in enumerate(rows):
             try:

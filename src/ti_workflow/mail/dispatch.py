@@ -25,11 +25,12 @@ from aiosmtplib import (
     SMTPResponse,
     SMTPResponseException,
 )
-from sqlalchemy import Engine, Row, and_, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, or_, select, update
 
 from ti_workflow.clock import Clock
 from ti_workflow.mail.outbox import build_message, outbox
-from ti_workflow.scheduling.lock import is_dead, this_process
+from ti_workflow.scheduling import lock
+from ti_workflow.scheduling.lock import this_process
 from ti_workflow.settings import Settings
 from ti_workflow.storage.database import is_sqlite
 
@@ -65,41 +66,30 @@ def backoff(attempts: int) -> timedelta:
 
 
 def release_dead_claims(db: Engine, now: datetime) -> list[str]:
-    """Messages claimed by a sender of this host that no longer exists (``kill -9``, a
-    crash) are due again now, not when their lease runs out."""
-    with db.connect() as conn:
-        holders = conn.execute(
-            select(outbox.c.claimed_by)
-            .where(outbox.c.status == "sending", outbox.c.lease_until >= now)
-            .distinct()
-        ).scalars()
-        dead = [h for h in holders if h and is_dead(h)]
-    if dead:
-        with db.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.status == "sending", outbox.c.claimed_by.in_(dead))
-                .values(lease_until=now - timedelta(microseconds=1))
-            )
-    return dead
+    """Messages claimed by a sender of this host that no longer exists are due again now."""
+    return lock.release_dead_claims(db, outbox, "sending", now)
 
 
-def claim(db: Engine, now: datetime, limit: int, holder: str | None = None) -> list[Row[Any]]:
+def claim(
+    db: Engine, now: datetime, limit: int, holder: str | None = None, table: Table = outbox
+) -> list[Row[Any]]:
+    """Take the due rows of an outbox (this one, or another sent the same way: Démarches
+    Simplifiées calls) for one lease; on PostgreSQL concurrent senders skip each other's."""
+    c = table.c
     due = or_(
-        and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
-        and_(outbox.c.status == "sending", outbox.c.lease_until < now),
+        and_(c.status == "pending", c.next_attempt_at <= now),
+        and_(c.status == "sending", c.lease_until < now),
     )
-    q = select(outbox).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+    q = select(table).where(due).order_by(c.next_attempt_at, c.id).limit(limit)
     if not is_sqlite(db):
         q = q.with_for_update(skip_locked=True)
+    values: dict[str, Any] = {"status": "sending", "lease_until": now + LEASE}
+    if "claimed_by" in c:
+        values["claimed_by"] = holder
     with db.begin() as conn:
         rows = list(conn.execute(q).all())
         if rows:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]))
-                .values(status="sending", claimed_by=holder, lease_until=now + LEASE)
-            )
+            conn.execute(update(table).where(c.id.in_([r.id for r in rows])).values(**values))
     return rows
 
 

@@ -14,7 +14,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Table, delete, insert, select, update
 
 from ti_workflow.errors import TiWorkflowError
 from ti_workflow.scheduling.tables import SchedulerLockRow
@@ -96,3 +96,22 @@ def release(db: Engine, holder: str) -> None:
         return
     with db.begin() as conn:
         conn.execute(delete(locks).where(locks.c.name == NAME, locks.c.holder == holder))
+
+
+def release_dead_claims(db: Engine, table: Table, claimed: str, now: datetime) -> list[str]:
+    """Rows (timers, messages) in status ``claimed`` held by a process of this host that no
+    longer exists (``kill -9``, a crash) are due again now, not when their lease runs out."""
+    c = table.c
+    with db.connect() as conn:
+        holders = conn.execute(
+            select(c.claimed_by).where(c.status == claimed, c.lease_until >= now).distinct()
+        ).scalars()
+        dead = [h for h in holders if h and is_dead(h)]
+    if dead:
+        with db.begin() as conn:
+            conn.execute(
+                update(table)
+                .where(c.status == claimed, c.claimed_by.in_(dead))
+                .values(lease_until=now - timedelta(microseconds=1))
+            )
+    return dead

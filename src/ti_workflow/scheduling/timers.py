@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, or_, sele
 from ti_workflow.domain.campaign import Campaign
 from ti_workflow.domain.timers import CampaignTimerSpec
 from ti_workflow.errors import InvalidDefinition
-from ti_workflow.scheduling.lock import is_dead
+from ti_workflow.scheduling import lock
 from ti_workflow.scheduling.tables import TimerRow
 from ti_workflow.storage.database import is_sqlite
 from ti_workflow.storage.repository import insert_or_ignore, utc
@@ -213,22 +213,8 @@ def _key(campaign: Campaign, spec: CampaignTimerSpec) -> str:
 
 def release_dead_claims(db: Engine, now: datetime) -> list[str]:
     """Expire at once the leases of claimants that were processes of this host and are
-    gone (``lock.is_dead``): their timers are taken again now, not 15 minutes later."""
-    with db.connect() as conn:
-        holders = conn.execute(
-            select(timers.c.claimed_by)
-            .where(timers.c.status == "claimed", timers.c.lease_until >= now)
-            .distinct()
-        ).scalars()
-        dead = [h for h in holders if h and is_dead(h)]
-    if dead:
-        with db.begin() as conn:
-            conn.execute(
-                update(timers)
-                .where(timers.c.status == "claimed", timers.c.claimed_by.in_(dead))
-                .values(lease_until=now - timedelta(microseconds=1))
-            )
-    return dead
+    gone: their timers are taken again now, not 15 minutes later."""
+    return lock.release_dead_claims(db, timers, "claimed", now)
 
 
 def claim_next(db: Engine, now: datetime, horizon: datetime, worker: str) -> Row[Any] | None:
