@@ -10,6 +10,7 @@ FAQ 2.2 (line 136): a single intercommunality only with a justification of its c
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,6 +208,10 @@ def test_every_failure_is_listed_with_the_2_2_and_2_4_checks(engine: Engine) -> 
         "amendment_single_member_unjustified",
         "amendment_metropole_unjustified",
     }
+    # what the territory reads: no field code, French typography (issue 11, wording)
+    for r in exc.value.rules:
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", r.message_fr), r.message_fr
+        assert " :" not in r.message_fr, r.message_fr
     # a rename of a territory that already has a single member changes no perimeter
     rename = amendment(CAP_EXCELLENCE, new_name="Cap Excellence industrie")
     renamed = engine.create_case("perimeter_amendment", "ti-2023-2027", rename, TERRITORY_OWNER)

@@ -10,6 +10,7 @@ marginal, and approves it only with a reason. Registered on import, like
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -22,8 +23,19 @@ from ti_workflow.errors import Rule
 MARGINAL_SHARE_PARAMETER = "amendment_marginal_share"
 
 
+_FIELD_HINT = re.compile(r" \(((?:[a-z]+_)+[a-z]+)\)")
+"""A field name in brackets (``(metropole_justification)``): for the English line only."""
+
+
+def _without_codes(match: re.Match[str]) -> str:
+    return " (à fournir)" if match.group(1).endswith("_justification") else ""
+
+
 def rule(code: str, fr: str, en: str, faq: str = "2.3") -> Rule:
-    return Rule(code, faq, fr, en)
+    """A refusal of the amendment rules; its French text without code names, with French
+    typography (non-breaking space before ``:``)."""
+    french = _FIELD_HINT.sub(_without_codes, fr).replace(" :", "\u00a0:")
+    return Rule(code, faq, french, en)
 
 
 def fr_date(iso: str | None) -> str:
