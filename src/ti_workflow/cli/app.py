@@ -160,6 +160,18 @@ def workflows_list(as_json: JsonOpt = False) -> None:
     emit(rows, as_json, human)
 
 
+def _workflow_file(name: str) -> Definition:
+    """A shipped workflow by name, or a workflow file by path."""
+    path = (
+        Path(name)
+        if name.endswith((".yaml", ".yml"))
+        else settings(None).workflows_dir / f"{name}.yaml"
+    )
+    if not path.exists():
+        raise NotFound("workflow", name)
+    return load_definition(path)
+
+
 @workflows_app.command("diagram")
 @command
 def workflows_diagram(
@@ -167,11 +179,7 @@ def workflows_diagram(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a Mermaid state diagram generated from the workflow's YAML."""
-    s = settings(None)
-    path = Path(name) if name.endswith((".yaml", ".yml")) else s.workflows_dir / f"{name}.yaml"
-    if not path.exists():
-        raise NotFound("workflow", name)
-    definition = load_definition(path)
+    definition = _workflow_file(name)
     text = CompiledMachine(definition).mermaid()
     emit(
         {"workflow": definition.name, "version": definition.version, "mermaid": text},
@@ -187,11 +195,7 @@ def workflows_form(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the fields a workflow's form declares (JSON: what a client renders)."""
-    s = settings(None)
-    path = Path(name) if name.endswith((".yaml", ".yml")) else s.workflows_dir / f"{name}.yaml"
-    if not path.exists():
-        raise NotFound("workflow", name)
-    description = form_description(load_definition(path))
+    description = form_description(_workflow_file(name))
 
     def human() -> None:
         table = Table("field", "type", "required", "label")
