@@ -52,8 +52,15 @@ def candidacy(name: str, members: list[str]) -> dict[str, Any]:
                 {"name": "M. Industriel", "role": "industrial", "organisation": "SA"},
             ]
         },
-        "letters_of_intent": [{"signatory": "Mme Élue", "organisation": "CC"}],
-        "action_plan": [{"title": "Campus", "priority": "skills"}],
+        # FAQ 4.5: letters from the binôme's two members; FAQ 3.1: several described actions
+        "letters_of_intent": [
+            {"signatory": "Mme Élue", "organisation": "CC"},
+            {"signatory": "M. Industriel", "organisation": "SA"},
+        ],
+        "action_plan": [
+            {"title": "Campus", "priority": "skills", "summary": "Former"},
+            {"title": "Friches", "priority": "land", "summary": "Requalifier"},
+        ],
     }
 
 
@@ -77,10 +84,13 @@ def seed(engine: Any, cases: int) -> int:
     return int(case.id)
 
 
-def timed(client: Any, path: str, rounds: int) -> list[float]:
+def timed(client: Any, path: str, rounds: int, between: Any = None) -> list[float]:
+    """Server time of ``rounds`` GETs of ``path`` in ms; ``between()`` (untimed) before each."""
     client.get(path)  # warm: templates compiled, caches filled
     times = []
     for _ in range(rounds):
+        if between is not None:
+            between()
         started = time.perf_counter()
         answer = client.get(path)
         times.append((time.perf_counter() - started) * 1000)

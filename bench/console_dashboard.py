@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from console import p95, timed  # the sibling bench: one way to time a page
 from sqlalchemy import insert, select, update
 
 from ti_workflow.bootstrap import initialise, open_engine
@@ -148,23 +149,6 @@ def pad(engine: Any, padding: list[tuple[int, int]]) -> int:
                 )
             total += len(copies)
     return total
-
-
-def timed(client: Any, path: str, rounds: int, between: Any = None) -> list[float]:
-    client.get(path)  # warm: templates compiled, shipped files read
-    times = []
-    for _ in range(rounds):
-        if between is not None:
-            between()  # not timed
-        started = time.perf_counter()
-        answer = client.get(path)
-        times.append((time.perf_counter() - started) * 1000)
-        assert answer.status_code == 200, (path, answer.status_code)
-    return times
-
-
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[-1]
 
 
 def main() -> int:

@@ -54,8 +54,12 @@ CANDIDACY = {
     "governance": {
         "members": [{"name": "A", "role": "elected"}, {"name": "B", "role": "industrial"}]
     },
-    "letters_of_intent": [{"signatory": "A"}],
-    "action_plan": [{"title": "x", "priority": "skills"}],
+    # FAQ 4.5: letters from the binôme's two members; FAQ 3.1: several described actions
+    "letters_of_intent": [{"signatory": "A"}, {"signatory": "B"}],
+    "action_plan": [
+        {"title": "x", "priority": "skills", "summary": "s"},
+        {"title": "y", "priority": "land", "summary": "t"},
+    ],
 }
 COUNCIL = Actor("regional_council", region="84")
 OPINION = {"opinion": "favourable", "reasons": "cohérent"}
